@@ -1,0 +1,188 @@
+"""The issuing service: one implementation of a certificate request, from the
+raw body to the answer. The mock issuer and the Odoo controller adapt it to
+their HTTP servers and give it a store (SQLite or the ORM).
+
+Flow: parse -> look up -> check credentials -> decide -> reserve serial
+(recorded) -> lint -> sign -> record -> answer. Any failure after the
+reservation discards it, and no certificate leaves unrecorded.
+"""
+
+import logging
+from dataclasses import dataclass
+
+from . import codes, keys, protocol
+from .ca import new_serial
+from .eligibility import credentials_match, evaluate
+from .profile import lint_template, make_template, sign_template
+
+_logger = logging.getLogger(__name__)
+
+ISSUED = "issued"
+INVALID_REQUEST = "invalid_request"
+INTERNAL_ERROR = "internal_error"
+SERIAL_ATTEMPTS = 3
+
+
+class IssuanceError(Exception):
+    """The issuer cannot sign (a lint finding or no free serial): a bug or a configuration error."""
+
+
+@dataclass
+class Outcome:
+    """What happened to one request: logged and recorded by the adapters.
+
+    ``db_uuid`` is set only when the credentials matched a known database.
+    Never holds a private key.
+    """
+
+    decision: str
+    mode: str = ""
+    db_uuid: str = ""
+    serial: int = None
+    subject_cn: str = ""
+    detail: str = ""
+
+    @property
+    def issued(self):
+        return self.decision == ISSUED
+
+    def log_line(self, client=""):
+        parts = [f"decision={self.decision}", f"mode={self.mode or '-'}", f"client={client or '-'}"]
+        if self.db_uuid:
+            parts.append(f"db={self.db_uuid}")
+        if self.serial is not None:
+            parts.append(f"serial={self.serial:x}")
+        if self.detail:
+            parts.append(f"detail={self.detail!r}")
+        return " ".join(parts)
+
+
+class IssuerStore:
+    """What the service needs from storage. Adapters implement every method."""
+
+    def find_database(self, db_uuid):
+        """:return: the ``DatabaseFacts`` of ``db_uuid``, or None"""
+        raise NotImplementedError
+
+    def reserve_certificate(self, facts, template, mode):
+        """Record a certificate about to be signed.
+
+        :return: False when the serial is already taken (the service draws another)
+        """
+        raise NotImplementedError
+
+    def complete_certificate(self, template, certificate, fingerprint):
+        """Mark the reserved certificate as issued."""
+        raise NotImplementedError
+
+    def discard_certificate(self, template):
+        """Forget a reservation that was not signed."""
+        raise NotImplementedError
+
+
+class KeyGenerator:
+    """Keys for legacy mode (stock boxes), made on demand."""
+
+    def take(self, key_type):
+        return keys.generate_key(key_type)
+
+
+class IssuanceService:
+    def __init__(self, ca, settings, key_source=None, enabled=True):
+        """
+        :param ca: a loaded ``CertificateAuthority``
+        :param settings: the ``ProfileSettings``
+        :param key_source: gives legacy-mode keys (``take(key_type)``)
+        :param enabled: False on a neutralized copy: every request is refused
+        """
+        self.ca = ca
+        self.settings = settings
+        self.key_source = key_source or KeyGenerator()
+        self.enabled = enabled
+
+    # === CERTIFICATE REQUESTS ===
+
+    def handle(self, body, store):
+        """Answer one ``POST /odoo-enterprise/iot/x509`` body.
+
+        :param body: the raw request body (bytes)
+        :param store: an ``IssuerStore``
+        :return: (``protocol.Answer``, ``Outcome``)
+        """
+        try:
+            request = protocol.parse_request(body)
+        except protocol.ProtocolError as exc:
+            return protocol.error(400, INVALID_REQUEST, str(exc)), Outcome(INVALID_REQUEST, detail=str(exc))
+
+        facts = store.find_database(request.db_uuid)
+        if not credentials_match(facts, request.enterprise_code):
+            # The same answer for an unknown UUID and a wrong code: nothing revealed.
+            return protocol.refused(request), Outcome(codes.UNKNOWN_CREDENTIALS, request.mode)
+
+        if not self.enabled:
+            return self._refuse(request, facts, codes.ISSUANCE_DISABLED)
+        decision = evaluate(facts)
+        if not decision.eligible:
+            return self._refuse(request, facts, decision.reason)
+
+        private_key = None
+        if request.csr_pem is not None:
+            try:
+                public_key = keys.load_csr(request.csr_pem)
+            except keys.KeyPolicyError as exc:
+                return self._refuse(request, facts, codes.CSR_REJECTED, str(exc))
+        else:
+            private_key = self.key_source.take(self.settings.legacy_key_type)
+            public_key = private_key.public_key()
+
+        try:
+            template, certificate = self.issue(facts, public_key, request.mode, store)
+        except IssuanceError as exc:
+            _logger.error("certificate not issued: %s", exc)
+            answer = protocol.error(500, INTERNAL_ERROR, "the issuer could not sign; see its log")
+            return answer, Outcome(INTERNAL_ERROR, request.mode, facts.uuid, detail=str(exc))
+
+        answer = protocol.issued(
+            request,
+            keys.certificate_pem(certificate) + self.ca.issuing_pem,
+            template.subject_cn,
+            keys.private_key_pem(private_key) if private_key is not None else None,
+        )
+        return answer, Outcome(ISSUED, request.mode, facts.uuid, template.serial, template.subject_cn)
+
+    def _refuse(self, request, facts, reason, detail=""):
+        message = codes.REFUSALS[reason].meaning + (f" {detail}" if detail else "")
+        outcome = Outcome(reason, request.mode, facts.uuid, detail=detail)
+        return protocol.refused(request, reason, message), outcome
+
+    def issue(self, facts, public_key, mode, store):
+        """Reserve a serial (recorded), lint, sign, record: the Boulder order.
+
+        :return: (template, certificate)
+        :raise IssuanceError: on a lint finding or when no serial could be reserved
+        """
+        for _attempt in range(SERIAL_ATTEMPTS):
+            template = make_template(self.settings, self.ca, facts.uuid, public_key, new_serial())
+            if store.reserve_certificate(facts, template, mode):
+                break
+        else:
+            raise IssuanceError(f"no free serial after {SERIAL_ATTEMPTS} draws")
+        findings = lint_template(template, self.ca)
+        if findings:
+            store.discard_certificate(template)
+            raise IssuanceError("lint: " + "; ".join(findings))
+        certificate = sign_template(template, self.ca)
+        store.complete_certificate(template, certificate, keys.fingerprint_sha256(certificate))
+        return template, certificate
+
+    # === CA DOWNLOADS ===
+
+    def root_answer(self):
+        return protocol.Answer(200, self.ca.root_pem.encode("ascii"), "application/x-pem-file")
+
+    def issuing_answer(self):
+        return protocol.Answer(200, self.ca.issuing_der, "application/pkix-cert")
+
+    def crl_answer(self, revoked):
+        """:param revoked: (serial, revocation datetime) pairs of the revoked certificates"""
+        return protocol.Answer(200, self.ca.build_crl(revoked), "application/pkix-crl")
