@@ -1,0 +1,191 @@
+"""The mock issuer's HTTP server: the stock protocol over the core's service.
+
+Standard library only (http.server, threads): one thread per connection,
+bounded bodies, one log line per request, clean stop on SIGTERM/SIGINT.
+"""
+
+import logging
+import signal
+import ssl
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from iot_pki import profile, protocol
+from iot_pki.service import IssuanceService
+
+_logger = logging.getLogger("mock_issuer")
+
+GET_ROUTES = {
+    profile.ROOT_PATH: "root",
+    profile.ISSUING_PATH: "issuing",
+    profile.CRL_PATH: "crl",
+}
+
+
+class IssuerHandler(BaseHTTPRequestHandler):
+    server_version = "iot_https-mock-issuer"
+    protocol_version = "HTTP/1.1"
+    timeout = 30  # seconds a client may stay silent: a slow client cannot hold a thread forever
+
+    # === ROUTES ===
+
+    def do_POST(self):
+        if self.path.split("?", 1)[0] != profile.X509_PATH:
+            return self._not_found()
+        body = self._read_body()
+        if body is None:
+            return None
+        client = self.client_address[0]
+        try:
+            answer, outcome = self.server.service.handle(body, self.server.registry)
+            self.server.registry.record_request(outcome, client)
+        except Exception:
+            # Storage failure (disk full, locked database...): the box retries later.
+            _logger.exception("x509 request failed")
+            answer = protocol.error(503, "unavailable", "the issuer is unavailable, retry later", {"Retry-After": "30"})
+            return self._send(answer, "decision=unavailable client=" + client)
+        return self._send(answer, "x509 " + outcome.log_line(client))
+
+    def do_GET(self):
+        route = GET_ROUTES.get(self.path.split("?", 1)[0])
+        if route == "root":
+            answer = self.server.service.root_answer()
+        elif route == "issuing":
+            answer = self.server.service.issuing_answer()
+        elif route == "crl":
+            answer = self.server.service.crl_answer(self.server.registry.revoked())
+        else:
+            return self._not_found()
+        return self._send(answer, f"GET {self.path} served={route}")
+
+    def _method_not_allowed(self):
+        self._drain()
+        answer = protocol.error(
+            405, "method_not_allowed", f"{self.command} is not allowed here", {"Allow": "GET, POST"}
+        )
+        self._send(answer, f"{self.command} {self.path} refused=method_not_allowed")
+
+    do_PUT = do_DELETE = do_PATCH = do_OPTIONS = do_TRACE = do_CONNECT = _method_not_allowed
+
+    # === PLUMBING ===
+
+    def _not_found(self):
+        self._drain()
+        answer = protocol.error(404, "not_found", f"nothing at {self.path[:200]}")
+        self._send(answer, f"{self.command} {self.path[:200]} refused=not_found")
+
+    def _content_length(self):
+        try:
+            length = int(self.headers.get("Content-Length", "0"))
+        except ValueError:
+            return None
+        return length if length >= 0 else None
+
+    def _drain(self):
+        """Read a small body so the connection can be reused; drop the connection otherwise."""
+        length = self._content_length()
+        if length and length <= protocol.MAX_BODY_BYTES:
+            self.rfile.read(length)
+        elif length:
+            self.close_connection = True
+
+    def _read_body(self):
+        if self.headers.get("Transfer-Encoding"):
+            self.close_connection = True
+            self._send(
+                protocol.error(411, "length_required", "send the body with a Content-Length"),
+                "x509 refused=length_required",
+            )
+            return None
+        length = self._content_length()
+        if length is None:
+            self.close_connection = True
+            self._send(
+                protocol.error(400, "invalid_request", "invalid Content-Length"), "x509 refused=invalid_content_length"
+            )
+            return None
+        if length > protocol.MAX_BODY_BYTES:
+            # Refused before reading a byte of it.
+            self.close_connection = True
+            self._send(
+                protocol.error(413, "body_too_large", f"request body larger than {protocol.MAX_BODY_BYTES} bytes"),
+                f"x509 refused=body_too_large length={length}",
+            )
+            return None
+        return self.rfile.read(length)
+
+    def _send(self, answer, log_line):
+        self.send_response(answer.status)
+        self.send_header("Content-Type", answer.content_type)
+        self.send_header("Content-Length", str(len(answer.body)))
+        for name, value in answer.headers.items():
+            self.send_header(name, value)
+        if self.close_connection:
+            self.send_header("Connection", "close")
+        self.end_headers()
+        if self.command != "HEAD":
+            self.wfile.write(answer.body)
+        _logger.info("%s status=%s", log_line, answer.status)
+
+    def log_message(self, format, *args):  # noqa: A002 - the stdlib's signature
+        # Requests are logged once, with their decision, by _send; keep protocol errors.
+        if not args or not str(args[0]).isdigit():
+            _logger.info("%s %s", self.client_address[0], format % args)
+
+    def log_request(self, code="-", size="-"):
+        pass
+
+
+class IssuerServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(self, address, service, registry, tls_context=None):
+        super().__init__(address, IssuerHandler)
+        self.service = service
+        self.registry = registry
+        self.tls_context = tls_context
+
+    def finish_request(self, request, client_address):
+        # The TLS handshake runs in the connection's own thread, never in the accept loop.
+        if self.tls_context is not None:
+            request.settimeout(30)
+            try:
+                request = self.tls_context.wrap_socket(request, server_side=True)
+            except (ssl.SSLError, OSError) as exc:
+                _logger.info("%s TLS handshake failed: %s", client_address[0], exc)
+                return
+        super().finish_request(request, client_address)
+
+
+def serve(ca, settings, registry, host, port, tls_cert=None, tls_key=None, ready=None):
+    """Serve until SIGTERM or SIGINT.
+
+    :param ready: called with the bound (host, port) once listening
+    """
+    tls_context = None
+    if tls_cert:
+        tls_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+        tls_context.load_cert_chain(tls_cert, tls_key)
+    service = IssuanceService(ca, settings)
+    server = IssuerServer((host, port), service, registry, tls_context)
+    stop = threading.Event()
+
+    def request_stop(signum, _frame):
+        _logger.info("signal %s: stopping", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, request_stop)
+    signal.signal(signal.SIGINT, request_stop)
+    worker = threading.Thread(target=server.serve_forever, name="mock-issuer", daemon=True)
+    worker.start()
+    bound_host, bound_port = server.server_address[:2]
+    scheme = "https" if tls_context else "http"
+    _logger.info("serving %s://%s:%s%s", scheme, bound_host, bound_port, profile.X509_PATH)
+    if ready:
+        ready((bound_host, bound_port))
+    stop.wait()
+    server.shutdown()
+    server.server_close()
+    _logger.info("stopped")

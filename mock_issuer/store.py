@@ -1,0 +1,224 @@
+"""The mock issuer's storage: settings in JSON, registry in SQLite, CA in a folder.
+
+SQLite (WAL) lets ``register`` run while ``serve`` answers: the next request
+sees the change, with no restart.
+"""
+
+import datetime
+import json
+import os
+import sqlite3
+import threading
+from pathlib import Path
+
+from iot_pki import keys, profile
+from iot_pki.eligibility import DatabaseFacts
+from iot_pki.service import IssuerStore
+
+SETTINGS_FILE = "settings.json"
+REGISTRY_FILE = "issuer.sqlite3"
+CA_DIR = "ca"
+PASSPHRASE_ENV = "IOT_HTTPS_CA_PASSPHRASE"  # noqa: S105 - the variable's name, not a secret
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS databases (
+    uuid TEXT PRIMARY KEY,
+    enterprise_code TEXT NOT NULL,
+    database_type TEXT NOT NULL,
+    subscription_state TEXT NOT NULL,
+    has_iot_box_line INTEGER NOT NULL,
+    updated_at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP
+);
+CREATE TABLE IF NOT EXISTS certificates (
+    serial TEXT PRIMARY KEY,          -- hex: serials exceed SQLite's 64-bit integers
+    db_uuid TEXT NOT NULL,
+    subject_cn TEXT NOT NULL,
+    not_before TEXT NOT NULL,
+    not_after TEXT NOT NULL,
+    mode TEXT NOT NULL,
+    state TEXT NOT NULL,              -- reserved, valid, revoked
+    fingerprint TEXT,
+    revoked_at TEXT
+);
+CREATE INDEX IF NOT EXISTS certificates_db_uuid ON certificates (db_uuid);
+CREATE TABLE IF NOT EXISTS requests (
+    id INTEGER PRIMARY KEY,
+    at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP,
+    client TEXT,
+    db_uuid TEXT,
+    mode TEXT,
+    decision TEXT NOT NULL,
+    detail TEXT
+);
+"""
+
+
+class SetupError(Exception):
+    """The data folder is not usable; the message says what to run."""
+
+
+def load_settings(data_dir):
+    path = Path(data_dir) / SETTINGS_FILE
+    if not path.exists():
+        raise SetupError(f"{data_dir} is not initialized: run `python -m mock_issuer --data {data_dir} init` first")
+    try:
+        raw = json.loads(path.read_text())
+        return profile.ProfileSettings(**raw)
+    except (ValueError, TypeError) as exc:
+        raise SetupError(f"{path} is not valid: {exc}") from None
+
+
+def write_settings(data_dir, settings):
+    """Write settings.json once; an existing file is never changed."""
+    path = Path(data_dir) / SETTINGS_FILE
+    payload = {
+        "zone": settings.zone,
+        "public_url": settings.public_url,
+        "validity_days": settings.validity_days,
+        "legacy_key_type": settings.legacy_key_type,
+    }
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    with os.fdopen(fd, "w") as handle:
+        json.dump(payload, handle, indent=2)
+
+
+def passphrase():
+    return os.environ.get(PASSPHRASE_ENV) or None
+
+
+class Registry(IssuerStore):
+    """The SQLite registry: databases, certificates, requests. One connection per thread."""
+
+    def __init__(self, data_dir):
+        self.path = Path(data_dir) / REGISTRY_FILE
+        self._local = threading.local()
+        self._connect()  # opens this thread's connection
+        self._local.connection.executescript(SCHEMA)
+
+    def _connect(self):
+        connection = getattr(self._local, "connection", None)
+        if connection is None:
+            connection = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            connection.execute("PRAGMA journal_mode=WAL")
+            connection.execute("PRAGMA synchronous=NORMAL")
+            self._local.connection = connection
+        return _Transaction(connection)
+
+    # === DATABASES ===
+
+    def register_database(self, facts):
+        with self._connect() as connection:
+            connection.execute(
+                """INSERT INTO databases (uuid, enterprise_code, database_type, subscription_state, has_iot_box_line)
+                   VALUES (?, ?, ?, ?, ?)
+                   ON CONFLICT (uuid) DO UPDATE SET enterprise_code = excluded.enterprise_code,
+                       database_type = excluded.database_type, subscription_state = excluded.subscription_state,
+                       has_iot_box_line = excluded.has_iot_box_line, updated_at = CURRENT_TIMESTAMP""",
+                (
+                    facts.uuid,
+                    facts.enterprise_code,
+                    facts.database_type,
+                    facts.subscription_state,
+                    int(facts.has_iot_box_line),
+                ),
+            )
+
+    def find_database(self, db_uuid):
+        with self._connect() as connection:
+            row = connection.execute(
+                "SELECT uuid, enterprise_code, database_type, subscription_state, has_iot_box_line"
+                " FROM databases WHERE uuid = ?",
+                (db_uuid,),
+            ).fetchone()
+        if row is None:
+            return None
+        return DatabaseFacts(row[0], row[1], row[2], row[3], bool(row[4]))
+
+    # === CERTIFICATES ===
+
+    def reserve_certificate(self, facts, template, mode):
+        try:
+            with self._connect() as connection:
+                connection.execute(
+                    "INSERT INTO certificates (serial, db_uuid, subject_cn, not_before, not_after, mode, state)"
+                    " VALUES (?, ?, ?, ?, ?, ?, 'reserved')",
+                    (
+                        f"{template.serial:x}",
+                        facts.uuid,
+                        template.subject_cn,
+                        template.not_before.isoformat(),
+                        template.not_after.isoformat(),
+                        mode,
+                    ),
+                )
+        except sqlite3.IntegrityError:
+            return False
+        return True
+
+    def complete_certificate(self, template, certificate, fingerprint):
+        with self._connect() as connection:
+            connection.execute(
+                "UPDATE certificates SET state = 'valid', fingerprint = ? WHERE serial = ?",
+                (fingerprint, f"{template.serial:x}"),
+            )
+
+    def discard_certificate(self, template):
+        with self._connect() as connection:
+            connection.execute(
+                "DELETE FROM certificates WHERE serial = ? AND state = 'reserved'", (f"{template.serial:x}",)
+            )
+
+    def revoke(self, serial_hex):
+        """Revoke a valid certificate. :return: True when one was revoked"""
+        with self._connect() as connection:
+            cursor = connection.execute(
+                "UPDATE certificates SET state = 'revoked', revoked_at = ? WHERE serial = ? AND state = 'valid'",
+                (keys.utcnow().isoformat(), serial_hex.lower().lstrip("0") or "0"),
+            )
+        return cursor.rowcount == 1
+
+    def revoked(self):
+        """(serial, revocation time) of every revoked certificate still within its validity."""
+        with self._connect() as connection:
+            rows = connection.execute(
+                "SELECT serial, revoked_at FROM certificates WHERE state = 'revoked' AND not_after > ?",
+                (keys.utcnow().isoformat(),),
+            ).fetchall()
+        return [(int(serial, 16), datetime.datetime.fromisoformat(at)) for serial, at in rows]
+
+    def certificates(self):
+        with self._connect() as connection:
+            return connection.execute(
+                "SELECT serial, db_uuid, subject_cn, not_before, not_after, mode, state, fingerprint"
+                " FROM certificates ORDER BY not_before"
+            ).fetchall()
+
+    # === REQUESTS ===
+
+    def record_request(self, outcome, client):
+        with self._connect() as connection:
+            connection.execute(
+                "INSERT INTO requests (client, db_uuid, mode, decision, detail) VALUES (?, ?, ?, ?, ?)",
+                (client, outcome.db_uuid or None, outcome.mode or None, outcome.decision, outcome.detail or None),
+            )
+
+    def requests(self):
+        with self._connect() as connection:
+            return connection.execute(
+                "SELECT at, client, db_uuid, mode, decision, detail FROM requests ORDER BY id"
+            ).fetchall()
+
+
+class _Transaction:
+    """``with``: BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on error."""
+
+    def __init__(self, connection):
+        self.connection = connection
+
+    def __enter__(self):
+        self.connection.execute("BEGIN IMMEDIATE")
+        return self.connection
+
+    def __exit__(self, exc_type, exc, tb):
+        self.connection.execute("ROLLBACK" if exc_type else "COMMIT")
+        return False
