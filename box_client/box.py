@@ -1,0 +1,253 @@
+"""What a stock Odoo 17 IoT box does about its certificate, step for step
+(``hw_drivers/tools/helpers.py``: check_certificate, load_certificate,
+get_certificate_status), with the same error codes, plus what a box should
+do and the stock one does not: verify the issuer's TLS, never crash on a bad
+file or answer, and optionally keep its key (CSR mode).
+"""
+
+import datetime
+import json
+import os
+import socket
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import requests
+from cryptography import x509
+from cryptography.hazmat.primitives import serialization
+from requests.adapters import HTTPAdapter
+from urllib3.util.retry import Retry
+
+from iot_pki import codes, keys, profile
+
+CONFIG_FILE = "box.json"
+CERT_FILE = "nginx-cert.crt"
+KEY_FILE = "nginx-cert.key"
+TEMPORARY_CN = "OdooTempIoTBoxCertificate"
+RENEW_BEFORE = datetime.timedelta(days=10)
+CONNECT_TIMEOUT = 10
+READ_TIMEOUT = 30
+REQUEST_RETRIES = 4  # as the stock box (urllib3.Retry(4))
+
+
+@dataclass
+class BoxConfig:
+    """What a box knows: its database (server), the issuer, its credentials, its address."""
+
+    server: str = ""
+    issuer: str = ""
+    db_uuid: str = ""
+    enterprise_code: str = ""
+    token: str = ""
+    ip: str = ""
+    csr: bool = False
+    ca_bundle: str = ""
+
+    @property
+    def issuer_url(self):
+        """The issuer's base URL: the configured one, else the connected database (self-hosted)."""
+        return (self.issuer or self.server).rstrip("/")
+
+
+class BoxError(Exception):
+    """A box error: ``code`` as a stock box shows it, then detail lines."""
+
+    def __init__(self, code, *details):
+        super().__init__(code)
+        self.code = code
+        self.details = [d for d in details if d]
+
+
+@dataclass
+class CheckResult:
+    ok: bool
+    line: str
+    details: list
+    refreshed: bool = False
+
+
+class Box:
+    def __init__(self, state_dir):
+        self.state_dir = Path(state_dir)
+        self.cert_path = self.state_dir / CERT_FILE
+        self.key_path = self.state_dir / KEY_FILE
+
+    # === CONFIGURATION ===
+
+    def load_config(self):
+        path = self.state_dir / CONFIG_FILE
+        if not path.exists():
+            return BoxConfig()
+        try:
+            raw = json.loads(path.read_text())
+            if not isinstance(raw, dict):
+                raise ValueError("not a JSON object")
+        except (OSError, ValueError) as exc:
+            # A box whose server configuration cannot be read has no server.
+            raise BoxError(codes.CHECK_NO_SERVER, f"{path} is unreadable: {_reason(exc)}") from None
+        known = {f.name for f in fields(BoxConfig)}
+        return BoxConfig(**{k: v for k, v in raw.items() if k in known})
+
+    def save_config(self, config):
+        self.state_dir.mkdir(parents=True, exist_ok=True)
+        # The file holds the enterprise code: private to the box's user.
+        _write_atomic(self.state_dir / CONFIG_FILE, json.dumps(asdict(config), indent=2).encode(), 0o600)
+
+    # === CHECK (stock: get_certificate_status) ===
+
+    def check(self, now=None):
+        """Check the certificate, refreshing it once if needed, as a box does on start and homepage."""
+        refreshed = False
+        try:
+            config = self.load_config()
+            if self._needs_refresh(config, now):
+                self.load_certificate(config)
+                refreshed = True
+                if self._needs_refresh(config, now):
+                    raise BoxError(codes.LOAD_REQUEST_NO_RESULT, "the new certificate still needs a refresh")
+        except BoxError as exc:
+            return CheckResult(False, exc.code, exc.details + _explain(exc.code), refreshed)
+        certificate = x509.load_pem_x509_certificate(self.cert_path.read_bytes())
+        subject = keys.common_name(certificate)
+        ip = config.ip or local_ip()
+        line = (
+            f"OK {subject} valid from {_fmt(keys.not_valid_before(certificate))} "
+            f"until {_fmt(keys.not_valid_after(certificate))} https://{profile.box_hostname(ip, subject)}"
+        )
+        details = [f"renewal due after {_fmt(keys.not_valid_after(certificate) - RENEW_BEFORE)}"]
+        return CheckResult(True, line, details, refreshed)
+
+    def _needs_refresh(self, config, now=None):
+        """Stock check_certificate: True when a new certificate must be requested."""
+        if not config.server:
+            raise BoxError(codes.CHECK_NO_SERVER)
+        if not self.cert_path.exists():
+            return True
+        try:
+            certificate = x509.load_pem_x509_certificate(self.cert_path.read_bytes())
+            subject = keys.common_name(certificate)
+            not_after = keys.not_valid_after(certificate)
+        except (OSError, ValueError) as exc:
+            raise BoxError(codes.CHECK_CERT_READ_EXCEPTION, f"{self.cert_path}: {_reason(exc)}") from None
+        now = now or keys.utcnow()
+        return subject == TEMPORARY_CN or now > not_after - RENEW_BEFORE
+
+    # === LOAD (stock: load_certificate) ===
+
+    def load_certificate(self, config):
+        """Ask the issuer for a certificate and install it. Raises BoxError as the stock box reports."""
+        if not (config.db_uuid and config.enterprise_code):
+            raise BoxError(codes.LOAD_NO_CREDENTIAL)
+        params = {"db_uuid": config.db_uuid, "enterprise_code": config.enterprise_code}
+        new_key = None
+        if config.csr:
+            new_key = keys.generate_key("p256")
+            params["csr_pem"] = keys.make_csr(new_key).public_bytes(serialization.Encoding.PEM).decode("ascii")
+        url = config.issuer_url + profile.X509_PATH
+        try:
+            with _session(config) as session:
+                response = session.post(url, json={"params": params}, timeout=(CONNECT_TIMEOUT, READ_TIMEOUT))
+        except (requests.RequestException, ValueError, OSError) as exc:
+            raise BoxError(codes.LOAD_REQUEST_EXCEPTION, "", f"POST {url}: {exc}") from None
+        if response.status_code != 200:
+            raise BoxError(
+                f"{codes.LOAD_REQUEST_STATUS} {response.status_code}",
+                "",
+                response.reason or "",
+                _error_message(response),
+                f"retry after {response.headers['Retry-After']} s" if "Retry-After" in response.headers else "",
+            )
+        try:
+            answer = response.json()
+            result = answer["result"]
+        except (ValueError, KeyError, TypeError):
+            raise BoxError(codes.LOAD_REQUEST_NO_RESULT, f"the answer of {url} has no result") from None
+        if not result:
+            refusal = answer.get("refusal") if isinstance(answer.get("refusal"), dict) else {}
+            reason = refusal.get("code")
+            detail = f"refused: {reason}: {refusal.get('message')}" if reason else "refused (no reason given)"
+            raise BoxError(codes.LOAD_REQUEST_NO_RESULT, detail)
+        self._install(result, new_key, url)
+
+    def _install(self, result, new_key, url):
+        try:
+            chain_pem = result["x509_pem"]
+            key_pem = keys.private_key_pem(new_key) if new_key is not None else result["private_key_pem"]
+            certificate = x509.load_pem_x509_certificate(chain_pem.encode("ascii"))
+            private_key = keys.load_private_key_pem(key_pem)
+            subject_cn = result["subject_cn"]
+        except (KeyError, TypeError, ValueError, AttributeError) as exc:
+            raise BoxError(codes.LOAD_REQUEST_NO_RESULT, f"the answer of {url} is not usable: {_reason(exc)}") from None
+        if _spki(certificate.public_key()) != _spki(private_key.public_key()):
+            raise BoxError(codes.LOAD_REQUEST_NO_RESULT, "the certificate does not match the key")
+        if subject_cn != keys.common_name(certificate):
+            raise BoxError(codes.LOAD_REQUEST_NO_RESULT, "subject_cn does not match the certificate")
+        # Key first (0600), then the certificate: nginx never sees a certificate without its key.
+        _write_atomic(self.key_path, key_pem.encode("ascii"), 0o600)
+        _write_atomic(self.cert_path, chain_pem.encode("ascii"), 0o644)
+
+
+def _session(config):
+    session = requests.Session()
+    # Retries on connection failures, like the stock box's urllib3.Retry(4); never on answers.
+    retry = Retry(total=REQUEST_RETRIES, connect=REQUEST_RETRIES, read=0, status=0, backoff_factor=0.2)
+    session.mount("http://", HTTPAdapter(max_retries=retry))
+    session.mount("https://", HTTPAdapter(max_retries=retry))
+    # Unlike the stock box, an https issuer is verified: with the system trust store,
+    # REQUESTS_CA_BUNDLE, or the CA bundle configured on the box.
+    if config.ca_bundle:
+        session.verify = config.ca_bundle
+    return session
+
+
+def _error_message(response):
+    try:
+        error = response.json().get("error") or {}
+        return error.get("message", "")
+    except (ValueError, AttributeError):
+        return ""
+
+
+def _explain(code):
+    entry = codes.BOX_ERRORS.get(code.split(" ", 1)[0])
+    return [f"meaning: {entry.meaning}", f"fix: {entry.fix}"] if entry else []
+
+
+def _reason(exc):
+    return f"{type(exc).__name__}: {exc}"
+
+
+def _spki(public_key):
+    return public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
+
+
+def _fmt(moment):
+    return moment.astimezone(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
+
+
+def _write_atomic(path, data, mode):
+    """Write through a temporary file and rename: a crash never leaves half a file."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, mode)
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def local_ip():
+    """The box's LAN address, as the stock box's get_ip(): the first non-loopback IPv4."""
+    try:
+        infos = socket.getaddrinfo(socket.gethostname(), None, socket.AF_INET)
+    except OSError:
+        infos = []
+    for *_rest, sockaddr in infos:
+        if not sockaddr[0].startswith("127."):
+            return sockaddr[0]
+    return "127.0.0.1"
