@@ -1,0 +1,182 @@
+"""Fixtures shared by the plain pytest suites (core, mock issuer, box client).
+
+End-to-end fixtures start the real mock issuer and box client as processes
+(``python -m mock_issuer`` / ``python -m box_client`` from the repository root).
+"""
+
+import json
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+ROOT = Path(__file__).resolve().parent.parent
+PUBLIC_ZONE = "iot.example.com"
+PUBLIC_URL = "http://pki.example.com"
+
+
+# === PKILINT ===
+
+
+def pkilint_binary():
+    """pkilint's CLI: $PKILINT, or the one beside this python (pkilint needs cryptography >= 39,
+    so the suite run with Odoo's cryptography 3.4.8 borrows the one of the main venv)."""
+    candidate = os.environ.get("PKILINT") or shutil.which("lint_cabf_serverauth_cert")
+    if not candidate:
+        candidate = str(Path(sys.executable).parent / "lint_cabf_serverauth_cert")
+    if not Path(candidate).exists():
+        pytest.fail("pkilint is not installed: run tools/test.sh, or set PKILINT to lint_cabf_serverauth_cert")
+    return candidate
+
+
+def pkilint_findings(leaf_pem, tmp_path):
+    """Findings at ERROR or above of ``lint_cabf_serverauth_cert -t DV-FINAL-CERTIFICATE``."""
+    path = tmp_path / f"leaf-{time.monotonic_ns()}.pem"
+    path.write_text(first_pem(leaf_pem))
+    result = subprocess.run(
+        [pkilint_binary(), "lint", "-t", "DV-FINAL-CERTIFICATE", "-s", "ERROR", str(path)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    if "Failed to load" in result.stdout + result.stderr:
+        pytest.fail(f"pkilint could not read the certificate: {result.stdout}{result.stderr}")
+    return [line for line in result.stdout.splitlines() if line.strip()], result.returncode
+
+
+def first_pem(chain_pem):
+    """The first PEM block of a chain (the leaf)."""
+    match = re.search(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----\n?", chain_pem, re.S)
+    assert match, "no certificate in the chain"
+    return match.group(0)
+
+
+def pem_blocks(chain_pem):
+    return re.findall(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----\n?", chain_pem, re.S)
+
+
+# === PROCESSES ===
+
+
+def run_module(module, *args, env=None, timeout=60):
+    """Run ``python -m <module> ...`` from the repository root."""
+    full_env = dict(os.environ)
+    full_env.update(env or {})
+    return subprocess.run(
+        [sys.executable, "-m", module, *map(str, args)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        env=full_env,
+        timeout=timeout,
+    )
+
+
+def mock_issuer(data_dir, *args, **kwargs):
+    return run_module("mock_issuer", "--data", data_dir, *args, **kwargs)
+
+
+def box(state_dir, *args, **kwargs):
+    return run_module("box_client", "--state-dir", state_dir, *args, **kwargs)
+
+
+def register(data_dir, db_uuid, code, database_type="production", state="in_progress", line=True):
+    result = mock_issuer(
+        data_dir, "register", "--db-uuid", db_uuid, "--enterprise-code", code,
+        "--database-type", database_type, "--subscription-state", state,
+        "--iot-box-line" if line else "--no-iot-box-line",
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    return result
+
+
+class IssuerProcess:
+    """A running ``python -m mock_issuer serve`` on a free loopback port."""
+
+    def __init__(self, data_dir, log_path, extra_args=(), env=None):
+        self.data_dir = Path(data_dir)
+        self.log_path = Path(log_path)
+        full_env = dict(os.environ)
+        full_env.update(env or {})
+        self._log = open(self.log_path, "w")
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "mock_issuer", "--data", str(data_dir), "serve", "--port", "0", *extra_args],
+            cwd=ROOT,
+            stdout=self._log,
+            stderr=subprocess.STDOUT,
+            env=full_env,
+        )
+        self.scheme = "https" if "--tls-cert" in extra_args else "http"
+        self.port = self._wait_for_port()
+        self.url = f"{self.scheme}://127.0.0.1:{self.port}"
+
+    def _wait_for_port(self):
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            match = re.search(r"serving https?://[\d.]+:(\d+)/", self.log())
+            if match:
+                return int(match.group(1))
+            if self.process.poll() is not None:
+                raise RuntimeError(f"mock issuer exited with {self.process.returncode}:\n{self.log()}")
+            time.sleep(0.05)
+        self.stop()
+        raise RuntimeError(f"mock issuer did not start:\n{self.log()}")
+
+    def log(self):
+        return self.log_path.read_text()
+
+    def post(self, payload, **kwargs):
+        body = payload if isinstance(payload, (bytes, str)) else json.dumps(payload)
+        headers = kwargs.pop("headers", {"Content-Type": "application/json"})
+        return requests.post(self.url + "/odoo-enterprise/iot/x509", data=body, headers=headers, timeout=30, **kwargs)
+
+    def request_certificate(self, db_uuid, code, **params):
+        return self.post({"params": {"db_uuid": db_uuid, "enterprise_code": code, **params}})
+
+    def stop(self, sig=signal.SIGTERM):
+        """Stop the server; :return: its exit code."""
+        if self.process.poll() is None:
+            self.process.send_signal(sig)
+            try:
+                self.process.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait()
+        self._log.close()
+        return self.process.returncode
+
+
+@pytest.fixture
+def issuer_data(tmp_path):
+    """An initialized mock issuer folder with public names (certificates pass pkilint)."""
+    data_dir = tmp_path / "issuer"
+    result = mock_issuer(data_dir, "init", "--zone", PUBLIC_ZONE, "--public-url", PUBLIC_URL)
+    assert result.returncode == 0, result.stderr
+    return data_dir
+
+
+@pytest.fixture
+def start_issuer(tmp_path):
+    """Start mock issuers; every one started is stopped at the end of the test."""
+    started = []
+
+    def start(data_dir, *extra_args, env=None):
+        process = IssuerProcess(data_dir, tmp_path / f"issuer-{len(started)}.log", extra_args, env)
+        started.append(process)
+        return process
+
+    yield start
+    for process in started:
+        process.stop()
+
+
+@pytest.fixture
+def issuer(issuer_data, start_issuer):
+    return start_issuer(issuer_data)
