@@ -5,6 +5,8 @@ import ipaddress
 import sys
 from urllib.parse import urlsplit
 
+from iot_pki.protocol import ProtocolError, parse_pairing
+
 from .box import Box, BoxError
 
 
@@ -24,10 +26,10 @@ def _ipv4(value):
 
 def _pairing(value):
     """The pairing string a database shows: URL|TOKEN|DB_UUID|ENTERPRISE_CODE."""
-    parts = value.strip().split("|")
-    if len(parts) != 4 or not all(part.strip() for part in parts):
-        raise argparse.ArgumentTypeError("the pairing string must be URL|TOKEN|DB_UUID|ENTERPRISE_CODE")
-    url, token, db_uuid, enterprise_code = (part.strip() for part in parts)
+    try:
+        url, token, db_uuid, enterprise_code = parse_pairing(value)
+    except ProtocolError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
     return _url(url), token, db_uuid, enterprise_code
 
 

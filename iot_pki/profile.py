@@ -239,3 +239,16 @@ def sign_template(template, ca):
         .add_extension(x509.CertificatePolicies([x509.PolicyInformation(DV_POLICY, None)]), critical=False)
     )
     return ca.sign(builder)
+
+
+def subject_of_box_host(host):
+    """The certificate subject a box host name belongs to.
+
+    ``10-0-0-5.<label>.<zone>`` -> ``*.<label>.<zone>``; None for a plain
+    IP address (a box without a certificate registers with its IP).
+    """
+    host = (host or "").strip().lower().rstrip(".")
+    first, _dot, rest = host.partition(".")
+    if not rest or not re.fullmatch(r"\d{1,3}(-\d{1,3}){3}", first):
+        return None
+    return "*." + rest

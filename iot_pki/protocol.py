@@ -121,3 +121,89 @@ def error(status, code, message, headers=None):
     """A non-200 answer with a JSON body saying why."""
     payload = {"jsonrpc": "2.0", "id": None, "error": {"code": code, "message": message}}
     return encode(payload, status=status, headers=headers)
+
+
+# === BOX REGISTRATION: POST /iot/setup ===
+
+SETUP_BOX_FIELDS = {"name": 255, "identifier": 64, "ip": 253, "token": 256, "version": 64}
+SETUP_DEVICE_FIELDS = {"name": 255, "type": 64, "manufacturer": 255, "connection": 64}
+MAX_DEVICES = 256
+
+
+@dataclass(frozen=True)
+class SetupRequest:
+    """A stock box's registration: its own description and its devices."""
+
+    box: dict  # name, identifier, ip, token, version (strings, "" when absent)
+    devices: dict  # device identifier -> {name, type, manufacturer, connection}
+    request_id: object = None
+
+
+def _clean_strings(raw, limits, where):
+    if not isinstance(raw, dict):
+        raise ProtocolError(f"{where} must be a JSON object")
+    cleaned = {}
+    for name, max_length in limits.items():
+        value = raw.get(name)
+        if value is None or value is False:  # stock boxes send False for unknown values
+            value = ""
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            value = str(value)
+        if not isinstance(value, str):
+            raise ProtocolError(f"{where}.{name} must be a string")
+        if "\x00" in value:
+            raise ProtocolError(f"{where}.{name} contains a null character")
+        cleaned[name] = value.strip()[:max_length]
+    return cleaned
+
+
+def parse_setup_request(body):
+    """Parse the body of ``POST /iot/setup`` (stock box registration).
+
+    :return: a ``SetupRequest``
+    :raise ProtocolError: with a message saying what is wrong
+    """
+    if len(body) > MAX_BODY_BYTES:
+        raise ProtocolError(f"request body larger than {MAX_BODY_BYTES} bytes")
+    try:
+        data = json.loads(body)
+    except (ValueError, UnicodeDecodeError, RecursionError):
+        raise ProtocolError("request body is not JSON") from None
+    if not isinstance(data, dict) or not isinstance(data.get("params"), dict):
+        raise ProtocolError("request body must be a JSON object with a params object")
+    params = data["params"]
+    box = _clean_strings(params.get("iot_box"), SETUP_BOX_FIELDS, "params.iot_box")
+    if not box["identifier"]:
+        raise ProtocolError("params.iot_box.identifier is missing")
+    raw_devices = params.get("devices") or {}
+    if not isinstance(raw_devices, dict):
+        raise ProtocolError("params.devices must be a JSON object")
+    if len(raw_devices) > MAX_DEVICES:
+        raise ProtocolError(f"more than {MAX_DEVICES} devices")
+    devices = {
+        str(identifier)[:255]: _clean_strings(device, SETUP_DEVICE_FIELDS, f"params.devices[{identifier!r}]")
+        for identifier, device in raw_devices.items()
+    }
+    request_id = data.get("id") if isinstance(data.get("id"), (str, int)) else None
+    return SetupRequest(box, devices, request_id)
+
+
+def setup_answer(request_id, result):
+    """The JSON-RPC answer to /iot/setup; stock boxes read ``result`` (their bus channel)."""
+    return encode({"jsonrpc": "2.0", "id": request_id, "result": result})
+
+
+# === PAIRING ===
+
+
+def pairing_string(server_url, token, db_uuid, enterprise_code):
+    """The string a database shows and a box accepts: ``URL|TOKEN|DB_UUID|ENTERPRISE_CODE``."""
+    return "|".join((server_url.rstrip("/"), token, db_uuid, enterprise_code))
+
+
+def parse_pairing(value):
+    """:return: (server_url, token, db_uuid, enterprise_code); :raise ProtocolError: when malformed"""
+    parts = [part.strip() for part in (value or "").strip().split("|")]
+    if len(parts) != 4 or not all(parts):
+        raise ProtocolError("the pairing string must be URL|TOKEN|DB_UUID|ENTERPRISE_CODE")
+    return tuple(parts)

@@ -186,3 +186,16 @@ class IssuanceService:
     def crl_answer(self, revoked):
         """:param revoked: (serial, revocation datetime) pairs of the revoked certificates"""
         return protocol.Answer(200, self.ca.build_crl(revoked), "application/pkix-crl")
+
+
+# HTTP status of the answers that are not HTTP 200 (refusals and issuance are 200).
+DECISION_STATUS = {INVALID_REQUEST: 400, INTERNAL_ERROR: 500}
+
+
+def box_error_code(decision):
+    """What a stock box shows after an answer with this decision ("" when it got its certificate)."""
+    if decision == ISSUED:
+        return ""
+    if decision in DECISION_STATUS:
+        return f"{codes.LOAD_REQUEST_STATUS} {DECISION_STATUS[decision]}"
+    return codes.LOAD_REQUEST_NO_RESULT

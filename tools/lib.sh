@@ -29,6 +29,9 @@ find_odoo() {
         candidate=python3
     elif odoo_cmd=$(command -v odoo); then
         candidate=$(head -n 1 "$(readlink -f "$odoo_cmd")" | sed 's/^#! *//')
+        case $candidate in  # "#!/usr/bin/env python3": the interpreter is the word after env
+            */env\ *) candidate=$(command -v "${candidate##* }" || echo "$candidate") ;;
+        esac
     else
         ODOO_MISSING="Odoo 17 not installed: set ODOO_SRC or ODOO_PYTHON, or put odoo on the PATH"
         return 1

@@ -33,7 +33,8 @@ read -r f e n < <(grep -oE 'odoo.tests.result: [0-9]+ failed, [0-9]+ error\(s\) 
     | tail -n 1 | grep -oE '[0-9]+' | tr '\n' ' ')
 f=${f:-0}; e=${e:-0}; n=${n:-0}
 # An error logged outside a test (module install, a failed query) fails the run too.
-logged=$(grep -cE '^[0-9-]+ [0-9:,]+ [0-9]+ (ERROR|CRITICAL) ' "$log")
+# So does a Python warning raised by this addon's code (deprecations, field definitions).
+logged=$(grep -cE '^[0-9-]+ [0-9:,]+ [0-9]+ (ERROR|CRITICAL) |py.warnings: .*(iot_https|iot\.)' "$log")
 failures=$((f + e))
 [ "$failures" -eq 0 ] && [ "$logged" -gt 0 ] && failures=$logged
 [ "$rc" -ne 0 ] && [ "$failures" -eq 0 ] && failures=1

@@ -1,0 +1,226 @@
+import hmac
+import ipaddress
+import logging
+from collections import deque
+
+import requests
+
+from odoo import _, api, fields, models
+from odoo.exceptions import UserError, ValidationError
+
+from ..iot_pki import profile, service
+
+_logger = logging.getLogger(__name__)
+
+LOG_PATH = "/hw_drivers/download_logs"
+LOG_TIMEOUT = (5, 30)  # seconds: connect, read
+LOG_MAX_BYTES = 5 * 1024 * 1024
+BOX_HTTP_PORT = 8069
+BOX_HTTPS_PORT = 443
+
+
+class IotBox(models.Model):
+    _name = "iot.box"
+    _description = "IoT Box"
+    _order = "name, id"
+
+    name = fields.Char(required=True)
+    identifier = fields.Char(required=True, copy=False, index=True, help="The box's MAC address.")
+    ip = fields.Char(
+        string="Address",
+        help="What the box reports: its IPv4 address, or its HTTPS host name once it has a certificate.",
+    )
+    version = fields.Char(string="Image Version")
+    company_id = fields.Many2one("res.company", default=lambda self: self.env.company, index=True)
+    database_id = fields.Many2one(
+        "iot.database", string="Database", index=True, help="Set from the box's certificate when it registers."
+    )
+    device_ids = fields.One2many("iot.device", "box_id", string="Devices")
+    device_count = fields.Integer(compute="_compute_device_count")
+    https_url = fields.Char(string="Homepage", compute="_compute_https")
+    certificate_id = fields.Many2one("iot.certificate", string="Certificate", compute="_compute_https")
+    certificate_subject = fields.Char(string="Certificate Subject", compute="_compute_https")
+    certificate_not_before = fields.Datetime(string="Valid From", compute="_compute_https")
+    certificate_not_after = fields.Datetime(string="Valid Until", compute="_compute_https")
+    last_error_code = fields.Char(
+        compute="_compute_last_error_code",
+        help="What the box shows after the last certificate request of its database.",
+    )
+
+    _sql_constraints = [
+        ("identifier_unique", "UNIQUE(identifier)", "Another IoT box has this identifier."),
+    ]
+
+    # === COMPUTE ===
+
+    @api.depends("device_ids")
+    def _compute_device_count(self):
+        for box in self:
+            box.device_count = len(box.device_ids)
+
+    @api.depends("ip")
+    def _compute_https(self):
+        certificates = self.env["iot.certificate"].sudo()
+        for box in self:
+            subject = profile.subject_of_box_host(box.ip)
+            box.https_url = f"https://{box.ip}" if subject else (box.ip and f"http://{box.ip}:{BOX_HTTP_PORT}")
+            certificate = subject and certificates.search(
+                [("subject_cn", "=", subject), ("state", "=", "valid")], order="not_after desc", limit=1
+            )
+            box.certificate_id = certificate or False
+            box.certificate_subject = certificate.subject_cn if certificate else False
+            box.certificate_not_before = certificate.not_before if certificate else False
+            box.certificate_not_after = certificate.not_after if certificate else False
+
+    @api.depends("database_id")
+    def _compute_last_error_code(self):
+        requests_ = self.env["iot.request"].sudo()
+        for box in self:
+            last = box.database_id and requests_.search([("database_id", "=", box.database_id.id)], limit=1)
+            box.last_error_code = (last and service.box_error_code(last.decision)) or False
+
+    # === CONSTRAINT ===
+
+    @api.constrains("ip")
+    def _check_ip(self):
+        for box in self.filtered("ip"):
+            if not _is_ipv4(box.ip) and not profile.subject_of_box_host(box.ip):
+                raise ValidationError(
+                    _("%(ip)s is not a box address: use an IPv4 address or the box's HTTPS host name.", ip=box.ip)
+                )
+
+    # === ACTION ===
+
+    def action_download_logs(self):
+        """Fetch the box's log from the Odoo server, keep it as an attachment, download it.
+
+        Works where the browser cannot reach the box, and from an HTTPS page to an HTTP box.
+        :return: an act_url downloading the attachment
+        """
+        self.ensure_one()
+        url, verify = self._log_url()
+        content = self._iot_box_request(url, verify)
+        attachment = self.env["ir.attachment"].create(
+            {
+                "name": f"{self.name or self.identifier}-{fields.Datetime.now():%Y%m%d-%H%M%S}.log",
+                "raw": content,
+                "mimetype": "text/plain",
+                "res_model": self._name,
+                "res_id": self.id,
+            }
+        )
+        return {
+            "type": "ir.actions.act_url",
+            "url": f"/web/content/{attachment.id}?download=true",
+            "target": "self",
+        }
+
+    # === BUSINESS ===
+
+    def _log_url(self):
+        """:return: (url, verify) of the box's log: https through its name, else http on its IP."""
+        if not self.ip:
+            raise UserError(_("The IoT box %s has no address yet: start it and connect it first.", self.name))
+        params = self.env["ir.config_parameter"].sudo()
+        if profile.subject_of_box_host(self.ip):
+            port = int(params.get_param("iot_https.box_https_port", BOX_HTTPS_PORT))
+            # Our own certificates chain to our root; trust it (and the system's) for the box.
+            verify = self.env["iot.issuer"]._box_trust_file(self.ip)
+            return f"https://{self.ip}:{port}{LOG_PATH}", verify
+        port = int(params.get_param("iot_https.box_http_port", BOX_HTTP_PORT))
+        return f"http://{self.ip}:{port}{LOG_PATH}", True
+
+    def _iot_box_request(self, url, verify=True):
+        """The one place the server calls a box: explicit timeout, size cap, clear errors.
+
+        :return: the body (bytes), at most LOG_MAX_BYTES: the end of the log is kept
+        :raise UserError: the box cannot be reached or answers with an error
+        """
+        try:
+            with requests.get(url, timeout=LOG_TIMEOUT, stream=True, verify=verify) as response:
+                if response.status_code != 200:
+                    raise UserError(
+                        _(
+                            "The IoT box %(box)s answered %(status)s to %(url)s.",
+                            box=self.name,
+                            status=response.status_code,
+                            url=url,
+                        )
+                    )
+                chunks, size, dropped = deque(), 0, 0
+                for chunk in response.iter_content(64 * 1024):
+                    chunks.append(chunk)
+                    size += len(chunk)
+                    while size - len(chunks[0]) >= LOG_MAX_BYTES:
+                        dropped += len(chunks[0])
+                        size -= len(chunks.popleft())
+        except requests.exceptions.RequestException as exc:
+            _logger.info("download logs: %s unreachable: %s", url, exc)
+            raise UserError(
+                _(
+                    "The IoT box %(box)s cannot be reached at %(url)s from the Odoo server. "
+                    "Check that it is on and that the server can reach its network.\n\n%(error)s",
+                    box=self.name,
+                    url=url,
+                    error=type(exc).__name__,
+                )
+            ) from None
+        content = b"".join(chunks)
+        if dropped:
+            notice = _("[log truncated: the first %s bytes were dropped]\n", dropped)
+            content = notice.encode() + content
+        return content
+
+    @api.model
+    def _register(self, setup):
+        """Create or update a box from a stock box registration (POST /iot/setup).
+
+        :param setup: a core ``protocol.SetupRequest``
+        :return: the box's bus channel, or False when the token is wrong (nothing changed)
+        """
+        params = self.env["ir.config_parameter"].sudo()
+        expected = params.get_param("iot_https.pairing_token") or ""
+        if not expected or not hmac.compare_digest(setup.box["token"].encode(), expected.encode()):
+            return False
+        boxes = self.sudo().with_context(active_test=False)
+        box = boxes.search([("identifier", "=", setup.box["identifier"])], limit=1)
+        values = {
+            "name": setup.box["name"] or setup.box["identifier"],
+            "ip": setup.box["ip"]
+            if (_is_ipv4(setup.box["ip"]) or profile.subject_of_box_host(setup.box["ip"]))
+            else False,
+            "version": setup.box["version"],
+        }
+        if not box:
+            box = boxes.create({**values, "identifier": setup.box["identifier"]})
+        else:
+            box.write(values)
+        if box.certificate_id:
+            box.database_id = box.certificate_id.database_id
+        box._sync_devices(setup.devices)
+        return params.get_param("iot_https.ws_channel") or "iot_https"
+
+    def _sync_devices(self, devices):
+        existing = {device.identifier: device for device in self.device_ids}
+        for identifier, description in devices.items():
+            values = {
+                "name": description["name"] or identifier,
+                "device_type": description["type"],
+                "manufacturer": description["manufacturer"],
+                "connection": description["connection"],
+                "connected": True,
+            }
+            if identifier in existing:
+                existing.pop(identifier).write(values)
+            else:
+                self.env["iot.device"].sudo().create({**values, "box_id": self.id, "identifier": identifier})
+        for device in existing.values():
+            device.connected = False
+
+
+def _is_ipv4(value):
+    try:
+        ipaddress.IPv4Address(value or "")
+    except ValueError:
+        return False
+    return True
