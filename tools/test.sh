@@ -38,7 +38,7 @@ run_pytest() {  # run_pytest NAME VENV [env...]
     shift 2
     log=$(mktemp)
     echo "== $name"
-    env "$@" "$venv/bin/python" -m pytest "${PYTEST_ARGS[@]}" 2>&1 | tee "$log" || rc=$?
+    env "$@" "$venv/bin/python" -m pytest tests_standalone "${PYTEST_ARGS[@]}" 2>&1 | tee "$log" || rc=$?
     read -r p f < <(pytest_counts "$(tail -n 1 "$log")")
     if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi  # collection errors and crashes count as failures
     record "$name" "$p" "$f"
