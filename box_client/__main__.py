@@ -7,7 +7,7 @@ from urllib.parse import urlsplit
 
 from iot_pki.protocol import ProtocolError, parse_pairing
 
-from .box import Box, BoxError
+from .box import Box, BoxConfig, BoxError
 
 
 def _url(value):
@@ -68,7 +68,12 @@ def build_parser():
 
 
 def cmd_configure(args, box):
-    config = box.load_config()
+    try:
+        config = box.load_config()
+    except BoxError as exc:
+        # configure is how a box is repaired: start again from what this call says.
+        print(f"note: the stored configuration was unusable and is replaced ({'; '.join(exc.details)})")
+        config = BoxConfig()
     if args.pairing:
         config.server, config.token, config.db_uuid, config.enterprise_code = args.pairing
     for name in ("server", "issuer", "db_uuid", "enterprise_code", "ip", "csr", "ca_bundle"):

@@ -55,7 +55,8 @@ class BoxError(Exception):
     def __init__(self, code, *details):
         super().__init__(code)
         self.code = code
-        self.details = [d for d in details if d]
+        # "" stays: the stock box shows a blank line between the code and the reason.
+        self.details = [d for d in details if d is not None]
 
 
 @dataclass
@@ -85,8 +86,18 @@ class Box:
         except (OSError, ValueError) as exc:
             # A box whose server configuration cannot be read has no server.
             raise BoxError(codes.CHECK_NO_SERVER, f"{path} is unreadable: {_reason(exc)}") from None
-        known = {f.name for f in fields(BoxConfig)}
-        return BoxConfig(**{k: v for k, v in raw.items() if k in known})
+        values = {}
+        for field in fields(BoxConfig):
+            if field.name not in raw:
+                continue
+            value = raw[field.name]
+            if not isinstance(value, type(field.default)):
+                raise BoxError(
+                    codes.CHECK_NO_SERVER,
+                    f"{path} is unreadable: {field.name} must be a {type(field.default).__name__}",
+                )
+            values[field.name] = value
+        return BoxConfig(**values)
 
     def save_config(self, config):
         self.state_dir.mkdir(parents=True, exist_ok=True)
@@ -130,7 +141,8 @@ class Box:
         except (OSError, ValueError) as exc:
             raise BoxError(codes.CHECK_CERT_READ_EXCEPTION, f"{self.cert_path}: {_reason(exc)}") from None
         now = now or keys.utcnow()
-        return subject == TEMPORARY_CN or now > not_after - RENEW_BEFORE
+        # No CN: not a certificate a box can serve (the stock box would crash); get a real one.
+        return not subject or subject == TEMPORARY_CN or now > not_after - RENEW_BEFORE
 
     # === LOAD (stock: load_certificate) ===
 
@@ -145,17 +157,19 @@ class Box:
             params["csr_pem"] = keys.make_csr(new_key).public_bytes(serialization.Encoding.PEM).decode("ascii")
         url = config.issuer_url + profile.X509_PATH
         try:
-            with _session(config) as session:
-                response = session.post(url, json={"params": params}, timeout=(CONNECT_TIMEOUT, READ_TIMEOUT))
+            with _session() as session:
+                response = session.post(
+                    url, json={"params": params}, timeout=(CONNECT_TIMEOUT, READ_TIMEOUT), verify=_trust(config)
+                )
         except (requests.RequestException, ValueError, OSError) as exc:
             raise BoxError(codes.LOAD_REQUEST_EXCEPTION, "", f"POST {url}: {exc}") from None
         if response.status_code != 200:
             raise BoxError(
                 f"{codes.LOAD_REQUEST_STATUS} {response.status_code}",
                 "",
-                response.reason or "",
-                _error_message(response),
-                f"retry after {response.headers['Retry-After']} s" if "Retry-After" in response.headers else "",
+                response.reason or None,
+                _error_message(response) or None,
+                f"retry after {response.headers['Retry-After']} s" if "Retry-After" in response.headers else None,
             )
         try:
             answer = response.json()
@@ -187,17 +201,26 @@ class Box:
         _write_atomic(self.cert_path, chain_pem.encode("ascii"), 0o644)
 
 
-def _session(config):
+def _session():
     session = requests.Session()
     # Retries on connection failures, like the stock box's urllib3.Retry(4); never on answers.
     retry = Retry(total=REQUEST_RETRIES, connect=REQUEST_RETRIES, read=0, status=0, backoff_factor=0.2)
     session.mount("http://", HTTPAdapter(max_retries=retry))
     session.mount("https://", HTTPAdapter(max_retries=retry))
-    # Unlike the stock box, an https issuer is verified: with the system trust store,
-    # REQUESTS_CA_BUNDLE, or the CA bundle configured on the box.
-    if config.ca_bundle:
-        session.verify = config.ca_bundle
     return session
+
+
+def _trust(config):
+    """The CA file an https issuer is verified with (unlike the stock box, always verified).
+
+    The box's own --ca-bundle first, then REQUESTS_CA_BUNDLE / CURL_CA_BUNDLE, then
+    requests' bundle. Always a path: an empty variable must never turn verification off,
+    as it does in requests 2.25 when verify is left to the environment.
+    """
+    for candidate in (config.ca_bundle, os.environ.get("REQUESTS_CA_BUNDLE"), os.environ.get("CURL_CA_BUNDLE")):
+        if candidate:
+            return candidate
+    return requests.certs.where()
 
 
 def _error_message(response):
