@@ -17,8 +17,14 @@ def _read_body():
     length = request.httprequest.content_length
     if length is not None and length > protocol.MAX_BODY_BYTES:
         return protocol.error(413, "body_too_large", f"request body larger than {protocol.MAX_BODY_BYTES} bytes")
-    body = request.httprequest.stream.read(protocol.MAX_BODY_BYTES + 1)
+    stream = request.httprequest.stream
+    body = stream.read(protocol.MAX_BODY_BYTES + 1)
     if len(body) > protocol.MAX_BODY_BYTES:
+        # A body without Content-Length: drain a bounded remainder (unparsed), so a
+        # client still streaming reads the 413 rather than a reset connection.
+        for _chunk in range(16):
+            if not stream.read(64 * 1024):
+                break
         return protocol.error(413, "body_too_large", f"request body larger than {protocol.MAX_BODY_BYTES} bytes")
     return body
 

@@ -249,6 +249,10 @@ def subject_of_box_host(host):
     """
     host = (host or "").strip().lower().rstrip(".")
     first, _dot, rest = host.partition(".")
-    if not rest or not re.fullmatch(r"\d{1,3}(-\d{1,3}){3}", first):
+    if "." not in rest or not all(_DNS_LABEL.match(label) for label in rest.split(".")):
+        return None
+    try:
+        ipaddress.IPv4Address(first.replace("-", "."))
+    except ValueError:
         return None
     return "*." + rest

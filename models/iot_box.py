@@ -1,7 +1,6 @@
 import hmac
 import ipaddress
 import logging
-from collections import deque
 
 import requests
 
@@ -124,7 +123,7 @@ class IotBox(models.Model):
         params = self.env["ir.config_parameter"].sudo()
         if profile.subject_of_box_host(self.ip):
             port = int(params.get_param("iot_https.box_https_port", BOX_HTTPS_PORT))
-            # Our own certificates chain to our root; trust it (and the system's) for the box.
+            # Names in our zone carry our certificates: verified against our root.
             verify = self.env["iot.issuer"]._box_trust_file(self.ip)
             return f"https://{self.ip}:{port}{LOG_PATH}", verify
         port = int(params.get_param("iot_https.box_http_port", BOX_HTTP_PORT))
@@ -133,7 +132,7 @@ class IotBox(models.Model):
     def _iot_box_request(self, url, verify=True):
         """The one place the server calls a box: explicit timeout, size cap, clear errors.
 
-        :return: the body (bytes), at most LOG_MAX_BYTES: the end of the log is kept
+        :return: the body (bytes): its last LOG_MAX_BYTES at most, after a notice when the start was dropped
         :raise UserError: the box cannot be reached or answers with an error
         """
         try:
@@ -147,13 +146,12 @@ class IotBox(models.Model):
                             url=url,
                         )
                     )
-                chunks, size, dropped = deque(), 0, 0
+                tail, dropped = bytearray(), 0
                 for chunk in response.iter_content(64 * 1024):
-                    chunks.append(chunk)
-                    size += len(chunk)
-                    while size - len(chunks[0]) >= LOG_MAX_BYTES:
-                        dropped += len(chunks[0])
-                        size -= len(chunks.popleft())
+                    tail += chunk
+                    if len(tail) > 2 * LOG_MAX_BYTES:  # trim now and then, keeping the end of the log
+                        dropped += len(tail) - LOG_MAX_BYTES
+                        del tail[:-LOG_MAX_BYTES]
         except requests.exceptions.RequestException as exc:
             _logger.info("download logs: %s unreachable: %s", url, exc)
             raise UserError(
@@ -165,14 +163,17 @@ class IotBox(models.Model):
                     error=type(exc).__name__,
                 )
             ) from None
-        content = b"".join(chunks)
+        if len(tail) > LOG_MAX_BYTES:
+            dropped += len(tail) - LOG_MAX_BYTES
+            del tail[:-LOG_MAX_BYTES]
+        content = bytes(tail)
         if dropped:
             notice = _("[log truncated: the first %s bytes were dropped]\n", dropped)
             content = notice.encode() + content
         return content
 
     @api.model
-    def _register(self, setup):
+    def _register_box(self, setup):
         """Create or update a box from a stock box registration (POST /iot/setup).
 
         :param setup: a core ``protocol.SetupRequest``

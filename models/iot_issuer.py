@@ -187,7 +187,7 @@ class IotIssuer(models.AbstractModel):
             setup = protocol.parse_setup_request(body)
         except protocol.ProtocolError as exc:
             return protocol.error(400, "invalid_request", str(exc))
-        channel = self.env["iot.box"]._register(setup)
+        channel = self.env["iot.box"]._register_box(setup)
         return protocol.setup_answer(setup.request_id, channel)
 
 

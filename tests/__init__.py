@@ -1,1 +1,10 @@
-from . import test_core_in_odoo
+from . import (
+    test_access,
+    test_ca,
+    test_core_in_odoo,
+    test_download_logs,
+    test_models,
+    test_neutralize,
+    test_setup,
+    test_x509,
+)

@@ -582,3 +582,22 @@ def test_root_is_served_as_pem_issuing_as_der(service, ca):
     assert root.status == 200 and x509.load_pem_x509_certificate(root.body).subject == ca.root_cert.subject
     issuing = service.issuing_answer()
     assert x509.load_der_x509_certificate(issuing.body).subject.get_attributes_for_oid(NameOID.COMMON_NAME)
+
+
+@pytest.mark.parametrize(
+    ("host", "subject"),
+    [
+        ("10-0-0-5.abc.iot.example.com", "*.abc.iot.example.com"),
+        ("192-168-1-20.k3f.zone.tld.", "*.k3f.zone.tld"),
+        ("10.0.0.5", None),
+        ("999-0-0-5.abc.iot.example.com", None),
+        ("10-0-0-5.single", None),
+        ("box.abc.iot.example.com", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_subject_of_box_host(host, subject):
+    assert profile.subject_of_box_host(host) == subject
+    if subject:
+        assert profile.box_hostname(host.split(".")[0].replace("-", "."), subject) == host.rstrip(".")

@@ -63,10 +63,12 @@ if find_odoo; then
     echo "== Odoo suite: running on Odoo $ODOO_VERSION ($ODOO_PY)"
     ensure_postgres
     if out=$(tools/odoo-tests.sh); then rc=0; else rc=$?; fi
-    echo "$out" | tail -n 3
-    read -r p f < <(tail -n 1 <<<"$out" | grep -oE '[0-9]+' | tr '\n' ' ')
-    if [ "$rc" -ne 0 ] && [ "${f:-0}" -eq 0 ]; then f=1; fi
-    record "Odoo suite (Odoo $ODOO_VERSION, PostgreSQL)" "${p:-0}" "${f:-0}"
+    echo "$out"
+    p=$(tail -n 1 <<<"$out" | sed -nE 's/^([0-9]+) passed, ([0-9]+) failed$/\1/p')
+    f=$(tail -n 1 <<<"$out" | sed -nE 's/^([0-9]+) passed, ([0-9]+) failed$/\2/p')
+    p=${p:-0}; f=${f:-0}
+    if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then f=1; fi
+    record "Odoo suite (Odoo $ODOO_VERSION + PostgreSQL; odoo-bin --test-enable and pytest-odoo)" "$p" "$f"
 else
     echo "== Odoo suite: NOT RUN ($ODOO_MISSING)"
     summary+=("Odoo suite: not run ($ODOO_MISSING)")
