@@ -6,14 +6,28 @@ of every answer are the protocol's, never Odoo's JSON-RPC error with its debug
 traceback.
 """
 
+import logging
+
+import psycopg2
+
 from odoo import http
 from odoo.http import request
+from odoo.modules.registry import Registry
 
 from ..iot_pki import profile, protocol
+
+_logger = logging.getLogger(__name__)
+
+ISSUER_PATHS = frozenset({profile.X509_PATH, profile.ROOT_PATH, profile.ISSUING_PATH, profile.CRL_PATH, "/iot/setup"})
+BODY_KEY = "iot_https.body"  # the body, kept for Odoo's retries after a serialization failure
+UNAVAILABLE_RETRY_AFTER = "10"
 
 
 def _read_body():
     """The request body, or a 413 answer before reading a body over the cap."""
+    environ = request.httprequest.environ
+    if BODY_KEY in environ:  # Odoo retries the whole request after a serialization failure
+        return environ[BODY_KEY]
     length = request.httprequest.content_length
     if length is not None and length > protocol.MAX_BODY_BYTES:
         return protocol.error(413, "body_too_large", f"request body larger than {protocol.MAX_BODY_BYTES} bytes")
@@ -26,12 +40,23 @@ def _read_body():
             if not stream.read(64 * 1024):
                 break
         return protocol.error(413, "body_too_large", f"request body larger than {protocol.MAX_BODY_BYTES} bytes")
+    environ[BODY_KEY] = body
     return body
 
 
 def _respond(answer):
     headers = [("Content-Type", answer.content_type), *answer.headers.items()]
     return request.make_response(answer.body, headers=headers, status=answer.status)
+
+
+def unavailable_response():
+    """503 + Retry-After: the database cannot answer now (restart, lost connection, exhausted retries)."""
+    answer = protocol.error(
+        503, "unavailable", "the issuer is unavailable, retry later", {"Retry-After": UNAVAILABLE_RETRY_AFTER}
+    )
+    return http.Response(
+        answer.body, status=answer.status, headers=list(answer.headers.items()), content_type=answer.content_type
+    )
 
 
 class IotHttpsController(http.Controller):
@@ -68,3 +93,24 @@ class IotHttpsController(http.Controller):
     @http.route(_crl_url, type="http", auth="public", methods=["GET"], save_session=False)
     def iot_ca_crl(self, **_kwargs):
         return _respond(request.env["iot.issuer"]._download("crl"))
+
+
+# When PostgreSQL is unreachable, Odoo falls back to its database-less routes,
+# where ours do not exist: a box would read 404 ("wrong URL") during a database
+# restart. Answer 503 + Retry-After instead, for the issuer's paths only.
+_serve_db = http.Request._serve_db
+
+
+def _serve_db_or_unavailable(self):
+    if self.httprequest.path in ISSUER_PATHS and self.db:
+        try:
+            Registry(self.db).check_signaling()
+        except psycopg2.OperationalError as exc:
+            _logger.warning("iot_https: database %s unavailable: %s", self.db, exc)
+            return unavailable_response()
+    return _serve_db(self)
+
+
+if not getattr(http.Request._serve_db, "_iot_https", False):
+    _serve_db_or_unavailable._iot_https = True
+    http.Request._serve_db = _serve_db_or_unavailable

@@ -8,9 +8,10 @@ reservation discards it, and no certificate leaves unrecorded.
 """
 
 import logging
+import time
 from dataclasses import dataclass
 
-from . import codes, keys, protocol
+from . import codes, keys, protocol, ratelimit
 from .ca import new_serial
 from .eligibility import credentials_match, evaluate
 from .profile import lint_template, make_template, sign_template
@@ -20,6 +21,7 @@ _logger = logging.getLogger(__name__)
 ISSUED = "issued"
 INVALID_REQUEST = "invalid_request"
 INTERNAL_ERROR = "internal_error"
+RATE_LIMITED = "rate_limited"
 SERIAL_ATTEMPTS = 3
 
 
@@ -79,6 +81,17 @@ class IssuerStore:
         """Forget a reservation that was not signed."""
         raise NotImplementedError
 
+    def rate_limit_wait(self, limits, now):
+        """Seconds to wait before the next attempt, 0 when allowed.
+
+        :param limits: (key, ``ratelimit.Limit``) pairs; use ``ratelimit.retry_after``
+        """
+        raise NotImplementedError
+
+    def record_failure(self, limits, now):
+        """Take one token from each bucket (``ratelimit.take``), atomically across processes."""
+        raise NotImplementedError
+
 
 class KeyGenerator:
     """Keys for legacy mode (stock boxes), made on demand."""
@@ -88,34 +101,58 @@ class KeyGenerator:
 
 
 class IssuanceService:
-    def __init__(self, ca, settings, key_source=None, enabled=True):
+    def __init__(
+        self,
+        ca,
+        settings,
+        key_source=None,
+        enabled=True,
+        uuid_limit=ratelimit.DEFAULT_UUID_LIMIT,
+        client_limit=ratelimit.DEFAULT_CLIENT_LIMIT,
+    ):
         """
         :param ca: a loaded ``CertificateAuthority``
         :param settings: the ``ProfileSettings``
         :param key_source: gives legacy-mode keys (``take(key_type)``)
         :param enabled: False on a neutralized copy: every request is refused
+        :param uuid_limit: failed attempts allowed per database UUID (``ratelimit.Limit``)
+        :param client_limit: failed attempts allowed per client address
         """
         self.ca = ca
         self.settings = settings
         self.key_source = key_source or KeyGenerator()
         self.enabled = enabled
+        self.uuid_limit = uuid_limit
+        self.client_limit = client_limit
 
     # === CERTIFICATE REQUESTS ===
 
-    def handle(self, body, store):
+    def handle(self, body, store, client=""):
         """Answer one ``POST /odoo-enterprise/iot/x509`` body.
 
         :param body: the raw request body (bytes)
         :param store: an ``IssuerStore``
+        :param client: the client's address (rate limits)
         :return: (``protocol.Answer``, ``Outcome``)
         """
+        now = time.time()
+        client_limits = [("client:" + client, self.client_limit)]
+        limited = self._rate_limited(store, client_limits, now)
+        if limited:
+            return limited
         try:
             request = protocol.parse_request(body)
         except protocol.ProtocolError as exc:
+            store.record_failure(client_limits, now)
             return protocol.error(400, INVALID_REQUEST, str(exc)), Outcome(INVALID_REQUEST, detail=str(exc))
 
+        limits = [("uuid:" + request.db_uuid, self.uuid_limit), *client_limits]
+        limited = self._rate_limited(store, limits[:1], now, request.mode)
+        if limited:
+            return limited
         facts = store.find_database(request.db_uuid)
         if not credentials_match(facts, request.enterprise_code):
+            store.record_failure(limits, now)
             # The same answer for an unknown UUID and a wrong code: nothing revealed.
             return protocol.refused(request), Outcome(codes.UNKNOWN_CREDENTIALS, request.mode)
 
@@ -149,6 +186,19 @@ class IssuanceService:
             keys.private_key_pem(private_key) if private_key is not None else None,
         )
         return answer, Outcome(ISSUED, request.mode, facts.uuid, template.serial, template.subject_cn)
+
+    def _rate_limited(self, store, limits, now, mode=""):
+        """A 429 answer when a bucket is empty, else None."""
+        wait = store.rate_limit_wait(limits, now)
+        if not wait:
+            return None
+        answer = protocol.error(
+            429,
+            RATE_LIMITED,
+            f"too many failed attempts: retry in {wait} seconds",
+            {"Retry-After": str(wait)},
+        )
+        return answer, Outcome(RATE_LIMITED, mode, detail=f"retry after {wait} s ({limits[0][0].split(':')[0]})")
 
     def _refuse(self, request, facts, reason, detail=""):
         message = codes.REFUSALS[reason].meaning + (f" {detail}" if detail else "")
@@ -189,7 +239,7 @@ class IssuanceService:
 
 
 # HTTP status of the answers that are not HTTP 200 (refusals and issuance are 200).
-DECISION_STATUS = {INVALID_REQUEST: 400, INTERNAL_ERROR: 500}
+DECISION_STATUS = {INVALID_REQUEST: 400, RATE_LIMITED: 429, INTERNAL_ERROR: 500}
 
 
 def box_error_code(decision):

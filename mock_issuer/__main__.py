@@ -7,7 +7,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from iot_pki import ca as ca_module
-from iot_pki import keys, profile
+from iot_pki import keys, profile, ratelimit
 from iot_pki.eligibility import DATABASE_TYPE_KEYS, SUBSCRIPTION_STATE_KEYS, DatabaseFacts
 
 from . import store
@@ -39,6 +39,18 @@ def build_parser():
         choices=keys.LEGACY_KEY_TYPES,
         default="rsa2048",
         help="key made for stock boxes (default %(default)s)",
+    )
+    init.add_argument(
+        "--uuid-rate-limit",
+        default="10/60",
+        metavar="BURST/SECONDS",
+        help="failed attempts per database UUID: a burst, then one per SECONDS (default %(default)s)",
+    )
+    init.add_argument(
+        "--client-rate-limit",
+        default="30/10",
+        metavar="BURST/SECONDS",
+        help="failed attempts per client address (default %(default)s)",
     )
     init.add_argument("--organization", default="iot_https", help="organization in the CA names")
     init.add_argument("--country", default="BE", help="two-letter country in the CA names")
@@ -79,21 +91,33 @@ def _load_ca(data_dir, create=False, **names):
 
 
 def cmd_init(args, data_dir):
-    settings = profile.ProfileSettings(args.zone, args.public_url, args.validity_days, args.legacy_key_type)
+    try:
+        uuid_limit = ratelimit.Limit.parse(args.uuid_rate_limit)
+        client_limit = ratelimit.Limit.parse(args.client_rate_limit)
+    except ValueError as exc:
+        raise store.SetupError(str(exc)) from None
+    settings = store.IssuerSettings(
+        profile.ProfileSettings(args.zone, args.public_url, args.validity_days, args.legacy_key_type),
+        uuid_limit,
+        client_limit,
+    )
     data_dir.mkdir(parents=True, exist_ok=True)
     if (data_dir / store.SETTINGS_FILE).exists():
         current = store.load_settings(data_dir)
-        print(f"settings exist in {data_dir}, unchanged: zone={current.zone} public_url={current.public_url}")
+        print(
+            f"settings exist in {data_dir}, unchanged: zone={current.profile.zone} "
+            f"public_url={current.profile.public_url}"
+        )
         if current != settings:
             print("note: the options given differ and were ignored; init never changes existing settings")
     else:
         store.write_settings(data_dir, settings)
-        print(f"settings written: zone={settings.zone} public_url={settings.public_url}")
+        print(f"settings written: zone={settings.profile.zone} public_url={settings.profile.public_url}")
     existed = (data_dir / store.CA_DIR / ca_module.ROOT_CERT).exists()
     authority = _load_ca(data_dir, create=True, organization=args.organization, country=args.country)
     store.Registry(data_dir)
     print(("CA exists, unchanged: " if existed else "CA created: ") + authority.root_cert.subject.rfc4514_string())
-    if not profile.is_public_name(urlsplit(settings.public_url).hostname):
+    if not profile.is_public_name(urlsplit(settings.profile.public_url).hostname):
         print(
             "note: the public URL is not a public DNS name; fine for tests, but certificates embedding it "
             "do not meet the Baseline Requirements"

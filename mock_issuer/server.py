@@ -37,7 +37,7 @@ class IssuerHandler(BaseHTTPRequestHandler):
             return None
         client = self.client_address[0]
         try:
-            answer, outcome = self.server.service.handle(body, self.server.registry)
+            answer, outcome = self.server.service.handle(body, self.server.registry, client)
             self.server.registry.record_request(outcome, client)
         except Exception:
             # Storage failure (disk full, locked database...): the box retries later.
@@ -168,7 +168,7 @@ def serve(ca, settings, registry, host, port, tls_cert=None, tls_key=None, ready
     if tls_cert:
         tls_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         tls_context.load_cert_chain(tls_cert, tls_key)
-    service = IssuanceService(ca, settings)
+    service = IssuanceService(ca, settings.profile, uuid_limit=settings.uuid_limit, client_limit=settings.client_limit)
     server = IssuerServer((host, port), service, registry, tls_context)
     stop = threading.Event()
 

@@ -9,15 +9,18 @@ import json
 import os
 import sqlite3
 import threading
+from dataclasses import dataclass
 from pathlib import Path
 
-from iot_pki import keys, profile
+from iot_pki import keys, profile, ratelimit
 from iot_pki.eligibility import DatabaseFacts
 from iot_pki.service import IssuerStore
 
 SETTINGS_FILE = "settings.json"
 REGISTRY_FILE = "issuer.sqlite3"
 CA_DIR = "ca"
+# Seconds a request waits for a locked registry before the server answers 503.
+BUSY_TIMEOUT = 5
 PASSPHRASE_ENV = "IOT_HTTPS_CA_PASSPHRASE"  # noqa: S105 - the variable's name, not a secret
 
 SCHEMA = """
@@ -41,6 +44,11 @@ CREATE TABLE IF NOT EXISTS certificates (
     revoked_at TEXT
 );
 CREATE INDEX IF NOT EXISTS certificates_db_uuid ON certificates (db_uuid);
+CREATE TABLE IF NOT EXISTS rate_buckets (
+    key TEXT PRIMARY KEY,             -- "uuid:<db_uuid>" or "client:<address>"
+    tokens REAL NOT NULL,
+    updated REAL NOT NULL             -- seconds since the epoch
+);
 CREATE TABLE IF NOT EXISTS requests (
     id INTEGER PRIMARY KEY,
     at TEXT NOT NULL DEFAULT CURRENT_TIMESTAMP,
@@ -57,13 +65,38 @@ class SetupError(Exception):
     """The data folder is not usable; the message says what to run."""
 
 
+@dataclass(frozen=True)
+class IssuerSettings:
+    """settings.json: the certificate profile and the failed-attempt limits."""
+
+    profile: profile.ProfileSettings
+    uuid_limit: ratelimit.Limit = ratelimit.DEFAULT_UUID_LIMIT
+    client_limit: ratelimit.Limit = ratelimit.DEFAULT_CLIENT_LIMIT
+
+    def to_json(self):
+        return {
+            "zone": self.profile.zone,
+            "public_url": self.profile.public_url,
+            "validity_days": self.profile.validity_days,
+            "legacy_key_type": self.profile.legacy_key_type,
+            "uuid_rate_limit": f"{self.uuid_limit.burst}/{self.uuid_limit.period:g}",
+            "client_rate_limit": f"{self.client_limit.burst}/{self.client_limit.period:g}",
+        }
+
+    @classmethod
+    def from_json(cls, raw):
+        raw = dict(raw)
+        uuid_limit = ratelimit.Limit.parse(raw.pop("uuid_rate_limit", "10/60"))
+        client_limit = ratelimit.Limit.parse(raw.pop("client_rate_limit", "30/10"))
+        return cls(profile.ProfileSettings(**raw), uuid_limit, client_limit)
+
+
 def load_settings(data_dir):
     path = Path(data_dir) / SETTINGS_FILE
     if not path.exists():
         raise SetupError(f"{data_dir} is not initialized: run `python -m mock_issuer --data {data_dir} init` first")
     try:
-        raw = json.loads(path.read_text())
-        return profile.ProfileSettings(**raw)
+        return IssuerSettings.from_json(json.loads(path.read_text()))
     except (ValueError, TypeError) as exc:
         raise SetupError(f"{path} is not valid: {exc}") from None
 
@@ -71,15 +104,9 @@ def load_settings(data_dir):
 def write_settings(data_dir, settings):
     """Write settings.json once; an existing file is never changed."""
     path = Path(data_dir) / SETTINGS_FILE
-    payload = {
-        "zone": settings.zone,
-        "public_url": settings.public_url,
-        "validity_days": settings.validity_days,
-        "legacy_key_type": settings.legacy_key_type,
-    }
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     with os.fdopen(fd, "w") as handle:
-        json.dump(payload, handle, indent=2)
+        json.dump(settings.to_json(), handle, indent=2)
 
 
 def passphrase():
@@ -98,7 +125,7 @@ class Registry(IssuerStore):
     def _connect(self):
         connection = getattr(self._local, "connection", None)
         if connection is None:
-            connection = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            connection = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT, isolation_level=None)
             connection.execute("PRAGMA journal_mode=WAL")
             connection.execute("PRAGMA synchronous=NORMAL")
             self._local.connection = connection
@@ -192,6 +219,32 @@ class Registry(IssuerStore):
                 "SELECT serial, db_uuid, subject_cn, not_before, not_after, mode, state, fingerprint"
                 " FROM certificates ORDER BY not_before"
             ).fetchall()
+
+    # === RATE LIMITS ===
+
+    def rate_limit_wait(self, limits, now):
+        with self._connect() as connection:
+            waits = [ratelimit.retry_after(self._bucket(connection, key), limit, now) for key, limit in limits]
+        return max(waits, default=0)
+
+    def record_failure(self, limits, now):
+        # BEGIN IMMEDIATE: one writer at a time, across threads and processes.
+        with self._connect() as connection:
+            for key, limit in limits:
+                bucket = ratelimit.take(self._bucket(connection, key), limit, now)
+                connection.execute(
+                    "INSERT INTO rate_buckets (key, tokens, updated) VALUES (?, ?, ?)"
+                    " ON CONFLICT (key) DO UPDATE SET tokens = excluded.tokens, updated = excluded.updated",
+                    (key, bucket.tokens, bucket.updated),
+                )
+            # Buckets untouched for longer than any refill are full: drop them.
+            oldest = now - max(limit.burst * limit.period for _key, limit in limits)
+            connection.execute("DELETE FROM rate_buckets WHERE updated < ?", (oldest,))
+
+    @staticmethod
+    def _bucket(connection, key):
+        row = connection.execute("SELECT tokens, updated FROM rate_buckets WHERE key = ?", (key,)).fetchone()
+        return ratelimit.Bucket(*row) if row else None
 
     # === REQUESTS ===
 

@@ -16,7 +16,7 @@ from odoo import api, fields, models
 from odoo.tools import config
 
 from ..iot_pki import ca as ca_module
-from ..iot_pki import keys, profile, protocol, service
+from ..iot_pki import keys, profile, protocol, ratelimit, service
 
 _logger = logging.getLogger(__name__)
 
@@ -75,6 +75,12 @@ class OrmStore(service.IssuerStore):
         self.certificate.unlink()
         self.certificate = None
 
+    def rate_limit_wait(self, limits, now):
+        return self.env["iot.rate.bucket"].sudo()._wait_seconds(limits, now)
+
+    def record_failure(self, limits, now):
+        self.env["iot.rate.bucket"].sudo()._record_failure(limits, now)
+
 
 class IotIssuer(models.AbstractModel):
     _name = "iot.issuer"
@@ -129,7 +135,13 @@ class IotIssuer(models.AbstractModel):
     def _service(self):
         params = self.env["ir.config_parameter"].sudo()
         enabled = params.get_param("iot_https.issuance_enabled", "True") not in ("False", "0", "")
-        return service.IssuanceService(self._get_ca(), self._settings(), enabled=enabled)
+        return service.IssuanceService(
+            self._get_ca(),
+            self._settings(),
+            enabled=enabled,
+            uuid_limit=ratelimit.Limit.parse(params.get_param("iot_https.uuid_rate_limit") or "10/60"),
+            client_limit=ratelimit.Limit.parse(params.get_param("iot_https.client_rate_limit") or "30/10"),
+        )
 
     # === REQUESTS ===
 
@@ -147,7 +159,7 @@ class IotIssuer(models.AbstractModel):
                 503, "unavailable", "the issuer is not configured; see its log", {"Retry-After": "300"}
             )
         store = OrmStore(self.env)
-        answer, outcome = issuer.handle(body, store)
+        answer, outcome = issuer.handle(body, store, client_address or "")
         database = store.databases.get(outcome.db_uuid)
         self.env["iot.request"].sudo().create(
             {

@@ -6,6 +6,7 @@ DECISIONS = [
     (service.ISSUED, "Issued"),
     *[(code, code.replace("_", " ").capitalize()) for code in codes.REFUSALS],
     (service.INVALID_REQUEST, "Invalid request"),
+    (service.RATE_LIMITED, "Rate limited"),
     (service.INTERNAL_ERROR, "Internal error"),
 ]
 

@@ -19,7 +19,7 @@ from cryptography.x509.oid import ExtendedKeyUsageOID, NameOID
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from iot_pki import codes, keys, profile
+from iot_pki import codes, keys, profile, ratelimit
 from iot_pki.ca import CAError, CertificateAuthority
 from iot_pki.eligibility import DATABASE_TYPE_KEYS, SUBSCRIPTION_STATE_KEYS, DatabaseFacts, evaluate
 from iot_pki.service import IssuanceService, IssuerStore
@@ -35,6 +35,7 @@ class MemoryStore(IssuerStore):
         self.databases = {f.uuid: f for f in facts}
         self.certificates = {}
         self.events = []
+        self.buckets = {}
 
     def find_database(self, db_uuid):
         return self.databases.get(db_uuid)
@@ -55,6 +56,13 @@ class MemoryStore(IssuerStore):
     def discard_certificate(self, template):
         del self.certificates[template.serial]
         self.events.append(("discard", template.serial))
+
+    def rate_limit_wait(self, limits, now):
+        return max(ratelimit.retry_after(self.buckets.get(key), limit, now) for key, limit in limits)
+
+    def record_failure(self, limits, now):
+        for key, limit in limits:
+            self.buckets[key] = ratelimit.take(self.buckets.get(key), limit, now)
 
 
 def eligible_facts(uuid=UUID, code=CODE):

@@ -49,6 +49,8 @@ def test_init_creates_ca_and_settings_then_changes_nothing(issuer_data):
         "public_url": PUBLIC_URL,
         "validity_days": 90,
         "legacy_key_type": "rsa2048",
+        "uuid_rate_limit": "10/60",
+        "client_rate_limit": "30/10",
     }
     before = tree_digest(issuer_data)
     again = mock_issuer(issuer_data, "init", "--zone", "other.example.net", "--public-url", "http://x.example.net")
