@@ -76,3 +76,12 @@ def evaluate(facts):
     if not facts.has_iot_box_line:
         return Decision(False, codes.NO_IOT_BOX_LINE)
     return ELIGIBLE
+
+
+def revokes_certificates(facts):
+    """True when the database's valid certificates must be revoked.
+
+    Closing the subscription or leaving production ends the right to the
+    certificates already issued. A paused subscription keeps them: it resumes.
+    """
+    return facts.database_type != "production" or facts.subscription_state == "closed"

@@ -136,11 +136,13 @@ def cmd_register(args, data_dir):
     )
     if not facts.uuid or not facts.enterprise_code:
         raise store.SetupError("--db-uuid and --enterprise-code must not be empty")
-    store.Registry(data_dir).register_database(facts)
+    revoked = store.Registry(data_dir).register_database(facts)
     print(
         f"registered {facts.uuid}: {facts.database_type}, subscription {facts.subscription_state}, "
         f"{'with' if facts.has_iot_box_line else 'without'} IoT box line"
     )
+    if revoked:
+        print(f"revoked {revoked} certificate(s): the database is no longer entitled to them")
     return 0
 
 

@@ -115,6 +115,8 @@ class IssuerHandler(BaseHTTPRequestHandler):
         return self.rfile.read(length)
 
     def _send(self, answer, log_line):
+        # Logged before the answer leaves: whoever reads the answer finds its log line.
+        _logger.info("%s status=%s", log_line, answer.status)
         self.send_response(answer.status)
         self.send_header("Content-Type", answer.content_type)
         self.send_header("Content-Length", str(len(answer.body)))
@@ -125,7 +127,6 @@ class IssuerHandler(BaseHTTPRequestHandler):
         self.end_headers()
         if self.command != "HEAD":
             self.wfile.write(answer.body)
-        _logger.info("%s status=%s", log_line, answer.status)
 
     def log_message(self, format, *args):  # noqa: A002 - the stdlib's signature
         # Requests are logged once, with their decision, by _send; keep protocol errors.

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from iot_pki import keys, profile, ratelimit
-from iot_pki.eligibility import DatabaseFacts
+from iot_pki.eligibility import DatabaseFacts, revokes_certificates
 from iot_pki.service import IssuerStore
 
 SETTINGS_FILE = "settings.json"
@@ -134,6 +134,10 @@ class Registry(IssuerStore):
     # === DATABASES ===
 
     def register_database(self, facts):
+        """Add or update a database; revoke its certificates when it is no longer entitled to them.
+
+        :return: the number of certificates revoked
+        """
         with self._connect() as connection:
             connection.execute(
                 """INSERT INTO databases (uuid, enterprise_code, database_type, subscription_state, has_iot_box_line)
@@ -149,6 +153,13 @@ class Registry(IssuerStore):
                     int(facts.has_iot_box_line),
                 ),
             )
+            if not revokes_certificates(facts):
+                return 0
+            cursor = connection.execute(
+                "UPDATE certificates SET state = 'revoked', revoked_at = ? WHERE db_uuid = ? AND state = 'valid'",
+                (keys.utcnow().isoformat(), facts.uuid),
+            )
+            return cursor.rowcount
 
     def find_database(self, db_uuid):
         with self._connect() as connection:

@@ -1,7 +1,7 @@
 from odoo import _, api, fields, models
 
 from ..iot_pki import codes
-from ..iot_pki.eligibility import DATABASE_TYPES, DatabaseFacts, evaluate
+from ..iot_pki.eligibility import DATABASE_TYPES, DatabaseFacts, evaluate, revokes_certificates
 
 REFUSAL_REASONS = [(code, code.replace("_", " ").capitalize()) for code in codes.REFUSALS]
 
@@ -83,7 +83,15 @@ class IotDatabase(models.Model):
     def write(self, vals):
         if vals.get("uuid"):
             vals["uuid"] = vals["uuid"].strip()
-        return super().write(vals)
+        result = super().write(vals)
+        if {"database_type", "subscription_id"} & set(vals):
+            self._revoke_if_no_longer_entitled()
+        return result
+
+    def _revoke_if_no_longer_entitled(self):
+        """Revoke the valid certificates of databases that left production or whose subscription closed."""
+        certificates = self.filtered(lambda database: revokes_certificates(database._facts())).sudo().certificate_ids
+        certificates.filtered(lambda certificate: certificate.state == "valid").action_revoke()
 
     # === ACTION ===
 

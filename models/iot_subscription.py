@@ -51,4 +51,7 @@ class IotSubscription(models.Model):
     def write(self, vals):
         if vals.get("code"):
             vals["code"] = vals["code"].strip()
-        return super().write(vals)
+        result = super().write(vals)
+        if "state" in vals:
+            self.database_ids._revoke_if_no_longer_entitled()
+        return result

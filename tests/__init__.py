@@ -3,6 +3,7 @@ from . import (
     test_ca,
     test_core_in_odoo,
     test_download_logs,
+    test_hardening,
     test_models,
     test_neutralize,
     test_setup,

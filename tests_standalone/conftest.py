@@ -7,6 +7,7 @@ End-to-end fixtures start the real mock issuer and box client as processes
 import json
 import os
 import re
+import shlex
 import shutil
 import signal
 import subprocess
@@ -60,6 +61,55 @@ def first_pem(chain_pem):
 
 def pem_blocks(chain_pem):
     return re.findall(r"-----BEGIN CERTIFICATE-----.+?-----END CERTIFICATE-----\n?", chain_pem, re.S)
+
+
+# === ODOO 17 ===
+
+
+def _run_probe(python, source, code):
+    env = dict(os.environ)
+    env.pop("PYTHONPATH", None)
+    if source:
+        env["PYTHONPATH"] = source
+    try:
+        return subprocess.run([*python, "-c", code], capture_output=True, text=True, env=env, timeout=120)
+    except OSError:
+        return None
+
+
+def find_odoo():
+    """The installed Odoo 17, found in tools/lib.sh ``find_odoo``'s order: $ODOO_PYTHON, else
+    python3 when $ODOO_SRC is set, else a python3 that imports odoo, else the python of the
+    ``odoo`` command's shebang. $ODOO_SRC goes on PYTHONPATH.
+
+    :return: (python argv, PYTHONPATH or "", Odoo's root folder), or None
+    """
+    source = os.environ.get("ODOO_SRC", "")
+    odoo_command = shutil.which("odoo")
+    if os.environ.get("ODOO_PYTHON"):
+        python = [os.environ["ODOO_PYTHON"]]
+    elif source:
+        python = ["python3"]
+    elif (probe := _run_probe(["python3"], "", "import odoo")) and probe.returncode == 0:
+        python = ["python3"]
+    elif odoo_command:
+        with open(os.path.realpath(odoo_command), encoding="utf-8", errors="replace") as script:
+            shebang = script.readline()
+        if not shebang.startswith("#!"):
+            return None
+        python = shlex.split(shebang[2:])
+    else:
+        return None
+    probe = _run_probe(
+        python,
+        source,
+        "import json, os, odoo, odoo.release as r;"
+        "print(json.dumps([r.version_info[0], os.path.dirname(os.path.dirname(odoo.__file__))]))",
+    )
+    if probe is None or probe.returncode != 0:
+        return None
+    major, odoo_root = json.loads(probe.stdout.strip().splitlines()[-1])
+    return (python, source, odoo_root) if major == 17 else None
 
 
 # === PROCESSES ===

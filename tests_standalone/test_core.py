@@ -609,3 +609,59 @@ def test_subject_of_box_host(host, subject):
     assert profile.subject_of_box_host(host) == subject
     if subject:
         assert profile.box_hostname(host.split(".")[0].replace("-", "."), subject) == host.rstrip(".")
+
+
+@pytest.mark.parametrize(
+    ("database_type", "state", "revoke"),
+    [
+        ("production", "in_progress", False),
+        ("production", "paused", False),
+        ("production", "draft", False),
+        ("production", "closed", True),
+        ("staging", "in_progress", True),
+        ("development", "in_progress", True),
+        ("duplicate", "in_progress", True),
+    ],
+)
+def test_which_changes_revoke_certificates(database_type, state, revoke):
+    from iot_pki.eligibility import revokes_certificates
+
+    assert revokes_certificates(DatabaseFacts(UUID, CODE, database_type, state, True)) is revoke
+
+
+@pytest.mark.parametrize(
+    ("text", "burst", "period"),
+    [("10/60", 10, 60.0), ("1/0.5", 1, 0.5)],
+)
+def test_rate_limit_parsing(text, burst, period):
+    assert ratelimit.Limit.parse(text) == ratelimit.Limit(burst, period)
+
+
+@pytest.mark.parametrize("text", ["", "10", "0/60", "10/0", "a/b", "10/-1", "1/2/3"])
+def test_rate_limit_parsing_refuses_nonsense(text):
+    with pytest.raises(ValueError, match="rate limit"):
+        ratelimit.Limit.parse(text)
+
+
+def test_token_bucket_allows_a_burst_then_one_per_period():
+    limit = ratelimit.Limit(3, 60.0)
+    bucket = None
+    for second in range(3):
+        assert ratelimit.retry_after(bucket, limit, 1000.0 + second) == 0
+        bucket = ratelimit.take(bucket, limit, 1000.0 + second)
+    assert ratelimit.retry_after(bucket, limit, 1003.0) == 58  # one token back at 1062
+    assert ratelimit.retry_after(bucket, limit, 1062.0) == 0
+    assert ratelimit.is_idle(bucket, limit, 1002.0 + 180.0)
+    assert ratelimit.take(ratelimit.take(bucket, limit, 1003.0), limit, 1003.0).tokens == 0.0
+
+
+def test_wrong_credentials_are_rate_limited_then_answered_429(ca, public_settings):
+    svc = IssuanceService(ca, public_settings, uuid_limit=ratelimit.Limit(2, 3600.0))
+    store = MemoryStore(eligible_facts())
+    for _attempt in range(2):
+        assert issue(svc, store, code="WRONG")[2].decision == codes.UNKNOWN_CREDENTIALS
+    answer, payload, outcome, _store = issue(svc, store)  # the right code, but locked
+    assert answer.status == 429 and int(answer.headers["Retry-After"]) > 3000
+    assert payload["error"]["code"] == "rate_limited" and outcome.decision == "rate_limited"
+    other = issue(svc, MemoryStore(eligible_facts("other")), uuid="other")
+    assert other[2].issued

@@ -238,3 +238,15 @@ def test_clean_stop_on_signal(issuer, sig):
     assert issuer.stop(sig) == 0
     assert "stopped" in issuer.log()
     assert "Traceback" not in issuer.log()
+
+
+def test_closing_the_subscription_revokes_valid_certificates(issuer_data, issuer):
+    register(issuer_data, UUID, CODE)
+    result = issuer.request_certificate(UUID, CODE).json()["result"]
+    serial = x509.load_pem_x509_certificate(first_pem(result["x509_pem"]).encode()).serial_number
+    paused = register(issuer_data, UUID, CODE, state="paused")
+    assert "revoked" not in paused.stdout
+    closed = register(issuer_data, UUID, CODE, state="closed")
+    assert "revoked 1 certificate" in closed.stdout
+    crl = x509.load_der_x509_crl(requests.get(issuer.url + profile.CRL_PATH, timeout=10).content)
+    assert crl.get_revoked_certificate_by_serial_number(serial) is not None

@@ -11,14 +11,12 @@ stock box only speaks HTTPS to it.
 import datetime
 import json
 import os
-import shlex
-import shutil
 import socket
 import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import mock_issuer, pem_blocks, register
+from conftest import find_odoo, mock_issuer, pem_blocks, register
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -50,51 +48,15 @@ BOX_FILES = (
 # === FINDING ODOO (as tools/lib.sh find_odoo) ===
 
 
-def _run_probe(python, source, code):
-    env = dict(os.environ)
-    env.pop("PYTHONPATH", None)
-    if source:
-        env["PYTHONPATH"] = source
-    try:
-        return subprocess.run([*python, "-c", code], capture_output=True, text=True, env=env, timeout=120)
-    except OSError:
-        return None
+def find_stock_box():
+    """The Odoo 17 to run the stock box code with, and its ``hw_drivers/tools/helpers.py``.
 
-
-def find_odoo():
-    """The Odoo 17 to run the stock box code with, found in tools/lib.sh ``find_odoo``'s order:
-    $ODOO_PYTHON, else python3 when $ODOO_SRC is set, else a python3 that imports odoo, else the
-    python of the ``odoo`` command's shebang. $ODOO_SRC goes on PYTHONPATH.
-
-    :return: (python argv, PYTHONPATH or "", path of hw_drivers/tools/helpers.py), or None
+    :return: (python argv, PYTHONPATH or "", path of helpers.py), or None
     """
-    source = os.environ.get("ODOO_SRC", "")
-    odoo_command = shutil.which("odoo")
-    if os.environ.get("ODOO_PYTHON"):
-        python = [os.environ["ODOO_PYTHON"]]
-    elif source:
-        python = ["python3"]
-    elif (probe := _run_probe(["python3"], "", "import odoo")) and probe.returncode == 0:
-        python = ["python3"]
-    elif odoo_command:
-        with open(os.path.realpath(odoo_command), encoding="utf-8", errors="replace") as script:
-            shebang = script.readline()
-        if not shebang.startswith("#!"):
-            return None
-        python = shlex.split(shebang[2:])
-    else:
+    found = find_odoo()
+    if found is None:
         return None
-    probe = _run_probe(
-        python,
-        source,
-        "import json, os, odoo, odoo.release as r;"
-        "print(json.dumps([r.version_info[0], os.path.dirname(os.path.dirname(odoo.__file__))]))",
-    )
-    if probe is None or probe.returncode != 0:
-        return None
-    major, odoo_root = json.loads(probe.stdout.strip().splitlines()[-1])
-    if major != 17:
-        return None
+    python, source, odoo_root = found
     # A source tree (addons/ beside odoo/) or an installed package (odoo/addons/).
     for helpers in (Path(odoo_root, HELPERS), Path(odoo_root, "odoo", HELPERS)):
         if helpers.is_file():
@@ -104,7 +66,7 @@ def find_odoo():
 
 @pytest.fixture(scope="module")
 def odoo17():
-    found = find_odoo()
+    found = find_stock_box()
     if found is None:
         pytest.skip(SKIP_REASON)
     return found

@@ -84,7 +84,7 @@ if [ "$rc" -eq 0 ] && [ -f "$target/.stamp" ]; then
     passed=$((passed + pp))
     failed=$((failed + pf))
 else
-    tail -n 20 "$plog"
+    [ "$rc" -eq 0 ] && tail -n 20 "$plog"  # the pip install's output
     echo "pytest-odoo: not run (the odoo-bin phase failed, or pytest-odoo could not be installed)"
     failed=$((failed + 1))
 fi
