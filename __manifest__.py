@@ -27,6 +27,7 @@ answers the boxes' certificate requests (stock protocol), registers boxes.
         "views/iot_https_menus.xml",
     ],
     "post_init_hook": "_post_init_hook",
+    "post_load": "_post_load",
     "installable": True,
     "application": True,
     "development_status": "Alpha",

@@ -8,11 +8,8 @@ traceback.
 
 import logging
 
-import psycopg2
-
 from odoo import http
 from odoo.http import request
-from odoo.modules.registry import Registry
 
 from ..iot_pki import profile, protocol
 
@@ -95,22 +92,19 @@ class IotHttpsController(http.Controller):
         return _respond(request.env["iot.issuer"]._download("crl"))
 
 
-# When PostgreSQL is unreachable, Odoo falls back to its database-less routes,
-# where ours do not exist: a box would read 404 ("wrong URL") during a database
-# restart. Answer 503 + Retry-After instead, for the issuer's paths only.
-_serve_db = http.Request._serve_db
+# When PostgreSQL is unreachable, Odoo serves the request without a database,
+# where the issuer's routes do not exist: a box would read 404 ("wrong URL")
+# during a database restart. On the issuer's paths, answer 503 + Retry-After.
+_serve_nodb = http.Request._serve_nodb
 
 
-def _serve_db_or_unavailable(self):
-    if self.httprequest.path in ISSUER_PATHS and self.db:
-        try:
-            Registry(self.db).check_signaling()
-        except psycopg2.OperationalError as exc:
-            _logger.warning("iot_https: database %s unavailable: %s", self.db, exc)
-            return unavailable_response()
-    return _serve_db(self)
+def _serve_nodb_or_unavailable(self):
+    if self.httprequest.path in ISSUER_PATHS:
+        _logger.warning("iot_https: %s without a database (unreachable, or no dbfilter)", self.httprequest.path)
+        return unavailable_response()
+    return _serve_nodb(self)
 
 
-if not getattr(http.Request._serve_db, "_iot_https", False):
-    _serve_db_or_unavailable._iot_https = True
-    http.Request._serve_db = _serve_db_or_unavailable
+if not getattr(http.Request._serve_nodb, "_iot_https", False):
+    _serve_nodb_or_unavailable._iot_https = True
+    http.Request._serve_nodb = _serve_nodb_or_unavailable

@@ -61,7 +61,18 @@ def _string_param(params, name, max_length, required=True):
         raise ProtocolError(f"params.{name} is longer than {max_length} characters")
     if "\x00" in value:
         raise ProtocolError(f"params.{name} contains a null character")
+    if not _is_utf8(value):
+        raise ProtocolError(f"params.{name} is not valid Unicode (lone surrogate)")
     return value
+
+
+def _is_utf8(value):
+    """JSON can carry lone surrogates ("\\ud800") that no storage or comparison can encode."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        return False
+    return True
 
 
 def parse_request(body):
@@ -84,8 +95,8 @@ def parse_request(body):
     request_id = data.get("id")
     if request_id is not None and (isinstance(request_id, bool) or not isinstance(request_id, (str, int, float))):
         raise ProtocolError("id must be a string, a number or null")
-    if isinstance(request_id, str) and len(request_id) > MAX_UUID_LENGTH:
-        raise ProtocolError(f"id is longer than {MAX_UUID_LENGTH} characters")
+    if isinstance(request_id, str) and (len(request_id) > MAX_UUID_LENGTH or not _is_utf8(request_id)):
+        raise ProtocolError(f"id must be valid Unicode of at most {MAX_UUID_LENGTH} characters")
     params = data.get("params")
     if not isinstance(params, dict):
         raise ProtocolError("params must be a JSON object with db_uuid and enterprise_code")
@@ -151,8 +162,8 @@ def _clean_strings(raw, limits, where):
             value = str(value)
         if not isinstance(value, str):
             raise ProtocolError(f"{where}.{name} must be a string")
-        if "\x00" in value:
-            raise ProtocolError(f"{where}.{name} contains a null character")
+        if "\x00" in value or not _is_utf8(value):
+            raise ProtocolError(f"{where}.{name} contains a null character or invalid Unicode")
         cleaned[name] = value.strip()[:max_length]
     return cleaned
 

@@ -528,6 +528,7 @@ def test_both_envelopes_are_answered_with_the_request_id(service):
         (b'{"params": {"db_uuid": "u", "enterprise_code": {}}}', "enterprise_code is a dict"),
         (b'{"params": {"db_uuid": " ", "enterprise_code": "c"}}', "db_uuid is empty"),
         (b'{"params": {"db_uuid": "u\\u0000", "enterprise_code": "c"}}', "null character"),
+        (b'{"params": {"db_uuid": "u", "enterprise_code": "\\ud800"}}', "not valid Unicode"),
         (b'{"params": {"db_uuid": "u", "enterprise_code": "c", "csr_pem": 1}}', "csr_pem is a int"),
         (b'{"jsonrpc": "1.0", "params": {"db_uuid": "u", "enterprise_code": "c"}}', "jsonrpc"),
         (b'{"id": [], "params": {"db_uuid": "u", "enterprise_code": "c"}}', "id must be"),
