@@ -158,3 +158,69 @@ class TestKeyCustody(IotHttpsCase):
         with self.assertRaisesRegex(ca_module.CAError, "passphrase is required"):
             ca_module.CertificateAuthority.load(directory)
         ca_module.CertificateAuthority.load(directory, "conf passphrase")
+
+
+HOSTILE_BODIES = [
+    b"",
+    b"not json",
+    b"\xff\xfe\x00",
+    b"[]",
+    b'"params"',
+    b"42",
+    b"null",
+    b'{"params": null}',
+    b'{"params": []}',
+    b'{"params": "x"}',
+    b'{"params": {"db_uuid": 1, "enterprise_code": "c"}}',
+    b'{"params": {"db_uuid": ["u"], "enterprise_code": "c"}}',
+    b'{"params": {"db_uuid": {"u": 1}, "enterprise_code": "c"}}',
+    b'{"params": {"db_uuid": true, "enterprise_code": "c"}}',
+    b'{"params": {"db_uuid": "u", "enterprise_code": null}}',
+    b'{"params": {"db_uuid": "u\\u0000", "enterprise_code": "c"}}',
+    b'{"params": {"db_uuid": "\\ud800", "enterprise_code": "c"}}',
+    b'{"params": {"db_uuid": "db-uuid-eligible", "enterprise_code": "\\ud800"}}',
+    '{"params": {"db_uuid": "\u202e\U0001f512\u0301\u200d", "enterprise_code": "\u0645"}}'.encode(),
+    json.dumps({"params": {"db_uuid": "u" * 100, "enterprise_code": "é" * 1000}}).encode(),
+    json.dumps({"params": {"db_uuid": "u", "enterprise_code": "c" * 60_000}}).encode(),
+    json.dumps(
+        {"params": {"db_uuid": "db-uuid-eligible", "enterprise_code": "ENT-CODE-ELIGIBLE", "csr_pem": 7}}
+    ).encode(),
+    json.dumps({"jsonrpc": "1.0", "params": {"db_uuid": "u", "enterprise_code": "c"}}).encode(),
+    json.dumps({"id": {"x": 1}, "params": {"db_uuid": "u", "enterprise_code": "c"}}).encode(),
+    b"[" * 5000 + b"]" * 5000,
+]
+
+
+@tagged("post_install", "-at_install")
+class TestHostileInput(IotHttpsHttpCase):
+    def test_every_hostile_body_gets_a_result_or_a_4xx(self):
+        self.params.set_param("iot_https.client_rate_limit", "100000/1")
+        certificates = self.env["iot.certificate"].search_count([])
+        for body in HOSTILE_BODIES:
+            requests_before = self.env["iot.request"].search_count([])
+            response = self.post_json(X509_URL, body)
+            self.assertLess(response.status_code, 500, body[:80])
+            if response.status_code == 200:
+                self.assertIn("result", response.json(), body[:80])
+            self.assertNotIn("Traceback", response.text)
+            self.assertLessEqual(self.env["iot.request"].search_count([]) - requests_before, 1)
+        self.assertEqual(self.env["iot.certificate"].search_count([]), certificates)
+
+    def test_refused_csrs_are_refusals_with_a_reason(self):
+        from cryptography.hazmat.primitives import serialization as ser
+        from cryptography.hazmat.primitives.asymmetric import rsa
+
+        from odoo.addons.iot_https.iot_pki import keys
+
+        weak = keys.make_csr(rsa.generate_private_key(65537, 1024)).public_bytes(ser.Encoding.PEM).decode()  # noqa: S505
+        for csr_pem in ("garbage", weak, self.csr_pem.replace("A", "B", 3)):
+            response = self.request_x509(self.database.uuid, self.subscription.code, csr_pem=csr_pem)
+            self.assertEqual(response.status_code, 200)
+            self.assertIs(response.json()["result"], False)
+            self.assertEqual(response.json()["refusal"]["code"], codes.CSR_REJECTED)
+
+    def test_unknown_methods_and_paths_are_4xx(self):
+        for method in ("PUT", "DELETE", "PATCH"):
+            response = self.opener.request(method, self.base_url() + X509_URL, timeout=10)
+            self.assertEqual(response.status_code, 405, method)
+        self.assertEqual(self.url_open("/odoo-enterprise/iot/nope").status_code, 404)
