@@ -138,6 +138,9 @@ class CertificateAuthority:
         self.issuing_cert = issuing_cert
         self.issuing_key = issuing_key
         self.label_key = label_key
+        # Read once: every issuance checks the leaf against the issuer's validity.
+        self.not_before = keys.not_valid_before(issuing_cert)
+        self.not_after = keys.not_valid_after(issuing_cert)
         # Built once: these are served on every download of the CA or chain.
         self.root_pem = keys.certificate_pem(root_cert)
         self.issuing_pem = keys.certificate_pem(issuing_cert)

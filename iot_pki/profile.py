@@ -9,6 +9,7 @@ from the same template, so what is signed is what was linted.
 
 import base64
 import datetime
+import functools
 import hashlib
 import hmac
 import ipaddress
@@ -36,6 +37,8 @@ CRL_PATH = "/odoo-enterprise/iot/issuing-ca.crl"
 X509_PATH = "/odoo-enterprise/iot/x509"
 
 _DNS_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+# "*." then at least three labels: the database's label and a zone of two or more.
+_WILDCARD_NAME = re.compile(r"\*(?:\.(?!-)[a-z0-9-]{1,63}(?<!-)){3,}")
 # Room for the longest box host name: "255-255-255-255." + label + "." + zone.
 _MAX_ZONE_LENGTH = 253 - len("255-255-255-255.") - LABEL_LENGTH - 1
 
@@ -103,6 +106,7 @@ class ProfileSettings:
         return self.public_url + CRL_PATH
 
 
+@functools.lru_cache(maxsize=4096)
 def database_label(label_key, db_uuid):
     """The DNS label of a database: stable, and revealing nothing of the UUID.
 
@@ -134,10 +138,10 @@ def make_template(settings, ca, db_uuid, public_key, serial, now=None):
     """The template of a leaf for this database and key."""
     now = now or keys.utcnow()
     # Backdated for clocks running a little late, but never before the issuer.
-    not_before = max(now - BACKDATE, keys.not_valid_before(ca.issuing_cert))
+    not_before = max(now - BACKDATE, ca.not_before)
     not_after = not_before + datetime.timedelta(days=settings.validity_days)
     # A leaf never outlives its issuer.
-    not_after = min(not_after, keys.not_valid_after(ca.issuing_cert))
+    not_after = min(not_after, ca.not_after)
     subject_cn = f"*.{database_label(ca.label_key, db_uuid)}.{settings.zone}"
     return LeafTemplate(serial, subject_cn, not_before, not_after, public_key, settings.issuing_url, settings.crl_url)
 
@@ -152,11 +156,8 @@ def lint_template(template, ca, now=None):
     if not (1 << 63) <= template.serial < (1 << 159):
         findings.append("serial must be positive, at least 64 bits and below 2^159")
     name = template.subject_cn
-    labels = name.split(".")
-    if labels[0] != "*" or len(name) > 253 or not all(_DNS_LABEL.match(label) for label in labels[1:]):
-        findings.append(f"subject {name!r} is not a wildcard DNS name")
-    elif len(labels) < 4:
-        findings.append(f"subject {name!r}: the wildcard must sit below a label of the zone")
+    if len(name) > 253 or not _WILDCARD_NAME.fullmatch(name):
+        findings.append(f"subject {name!r} is not a wildcard DNS name below a label of the zone")
     if template.not_before > now:
         findings.append("notBefore is in the future")
     if now - template.not_before > MAX_BACKDATE:
@@ -164,19 +165,24 @@ def lint_template(template, ca, now=None):
     lifetime = template.not_after - template.not_before
     if lifetime <= datetime.timedelta(0) or lifetime > datetime.timedelta(days=MAX_VALIDITY_DAYS):
         findings.append(f"validity must be positive and at most {MAX_VALIDITY_DAYS} days")
-    if template.not_after > keys.not_valid_after(ca.issuing_cert):
+    if template.not_after > ca.not_after:
         findings.append("the leaf would outlive its issuer")
-    if template.not_before < keys.not_valid_before(ca.issuing_cert):
+    if template.not_before < ca.not_before:
         findings.append("the leaf would start before its issuer")
     try:
         keys.check_public_key(template.public_key)
     except keys.KeyPolicyError as exc:
         findings.append(str(exc))
     for url in (template.issuing_url, template.crl_url):
-        parts = urlsplit(url)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
+        if not _is_http_url(url):
             findings.append(f"{url!r} is not an http(s) URL")
     return findings
+
+
+@functools.lru_cache(maxsize=64)
+def _is_http_url(url):
+    parts = urlsplit(url)
+    return parts.scheme in ("http", "https") and bool(parts.hostname)
 
 
 def is_public_name(host):
@@ -189,12 +195,12 @@ def is_public_name(host):
     return "." in host and host.rsplit(".", 1)[1] not in ("local", "localhost", "test", "internal", "lan", "home")
 
 
-def _key_usage(public_key):
+def _key_usage(rsa_key):
     return x509.KeyUsage(
         digital_signature=True,
         content_commitment=False,
         # keyEncipherment only makes sense for RSA (RSA key transport).
-        key_encipherment=isinstance(public_key, rsa.RSAPublicKey),
+        key_encipherment=rsa_key,
         data_encipherment=False,
         key_agreement=False,
         key_cert_sign=False,
@@ -204,27 +210,26 @@ def _key_usage(public_key):
     )
 
 
-def sign_template(template, ca):
-    """Build and sign the certificate of a linted template."""
-    builder = (
+_KEY_USAGE = {True: _key_usage(True), False: _key_usage(False)}
+
+
+@functools.lru_cache(maxsize=16)
+def _base_builder(ca, issuing_url, crl_url):
+    """The part of every leaf that depends only on the CA and the URLs, built once.
+
+    Builders are immutable: each leaf extends this one without changing it.
+    """
+    return (
         x509.CertificateBuilder()
-        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, template.subject_cn)]))
         .issuer_name(ca.issuing_cert.subject)
-        .public_key(template.public_key)
-        .serial_number(template.serial)
-        .not_valid_before(template.not_before)
-        .not_valid_after(template.not_after)
         .add_extension(ca.authority_key_identifier, critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(_key_usage(template.public_key), critical=True)
         .add_extension(x509.ExtendedKeyUsage([ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(template.subject_cn)]), critical=False)
         .add_extension(
             x509.AuthorityInformationAccess(
                 [
                     x509.AccessDescription(
-                        x509.AuthorityInformationAccessOID.CA_ISSUERS,
-                        x509.UniformResourceIdentifier(template.issuing_url),
+                        x509.AuthorityInformationAccessOID.CA_ISSUERS, x509.UniformResourceIdentifier(issuing_url)
                     )
                 ]
             ),
@@ -232,11 +237,25 @@ def sign_template(template, ca):
         )
         .add_extension(
             x509.CRLDistributionPoints(
-                [x509.DistributionPoint([x509.UniformResourceIdentifier(template.crl_url)], None, None, None)]
+                [x509.DistributionPoint([x509.UniformResourceIdentifier(crl_url)], None, None, None)]
             ),
             critical=False,
         )
         .add_extension(x509.CertificatePolicies([x509.PolicyInformation(DV_POLICY, None)]), critical=False)
+    )
+
+
+def sign_template(template, ca):
+    """Build and sign the certificate of a linted template."""
+    builder = (
+        _base_builder(ca, template.issuing_url, template.crl_url)
+        .subject_name(x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, template.subject_cn)]))
+        .public_key(template.public_key)
+        .serial_number(template.serial)
+        .not_valid_before(template.not_before)
+        .not_valid_after(template.not_after)
+        .add_extension(_KEY_USAGE[isinstance(template.public_key, rsa.RSAPublicKey)], critical=True)
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(template.subject_cn)]), critical=False)
     )
     return ca.sign(builder)
 

@@ -8,6 +8,9 @@ reservation discards it, and no certificate leaves unrecorded.
 """
 
 import logging
+import os
+import queue
+import threading
 import time
 from dataclasses import dataclass
 
@@ -98,6 +101,49 @@ class KeyGenerator:
 
     def take(self, key_type):
         return keys.generate_key(key_type)
+
+
+class KeyPool:
+    """Keys for legacy mode made ahead of time: memory only, bounded, refilled in the background.
+
+    An RSA-2048 key takes about 75 ms to make: a burst of boxes served from the
+    pool waits for none. When the pool is empty a key is made on demand. The
+    keys are never written anywhere. Safe across fork (Odoo's prefork workers):
+    a process that did not start the refill thread starts its own.
+    """
+
+    def __init__(self, key_type, size=32):
+        self.key_type = key_type
+        self.size = size
+        self._pid = None
+        self._lock = threading.Lock()
+
+    def _start(self):
+        with self._lock:
+            if self._pid == os.getpid():
+                return
+            self._queue = queue.Queue(maxsize=self.size)
+            thread = threading.Thread(target=self._refill, args=(self._queue,), name="key-pool", daemon=True)
+            thread.start()
+            self._pid = os.getpid()
+
+    def _refill(self, pool):
+        while True:
+            pool.put(keys.generate_key(self.key_type))  # blocks while the pool is full
+
+    def ready(self):
+        """How many keys are waiting."""
+        self._start()
+        return self._queue.qsize()
+
+    def take(self, key_type):
+        if key_type != self.key_type:
+            return keys.generate_key(key_type)
+        self._start()
+        try:
+            return self._queue.get_nowait()
+        except queue.Empty:
+            return keys.generate_key(key_type)
 
 
 class IssuanceService:

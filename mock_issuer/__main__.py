@@ -78,6 +78,13 @@ def build_parser():
     serve.add_argument("--port", type=int, default=8070)
     serve.add_argument("--tls-cert", help="serve HTTPS with this certificate chain (PEM)")
     serve.add_argument("--tls-key", help="private key of --tls-cert (PEM)")
+    serve.add_argument(
+        "--key-pool",
+        type=int,
+        default=32,
+        metavar="N",
+        help="legacy-mode keys made ahead of time, in memory only (0: on demand; default %(default)s)",
+    )
     return parser
 
 
@@ -174,7 +181,18 @@ def cmd_serve(args, data_dir):
         raise store.SetupError("--tls-cert and --tls-key go together")
     settings = store.load_settings(data_dir)
     authority = _load_ca(data_dir)
-    serve(authority, settings, store.Registry(data_dir), args.host, args.port, args.tls_cert, args.tls_key)
+    if not 0 <= args.key_pool <= 1024:
+        raise store.SetupError("--key-pool must be between 0 and 1024")
+    serve(
+        authority,
+        settings,
+        store.Registry(data_dir),
+        args.host,
+        args.port,
+        args.tls_cert,
+        args.tls_key,
+        key_pool=args.key_pool,
+    )
     return 0
 
 

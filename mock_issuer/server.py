@@ -11,7 +11,7 @@ import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from iot_pki import profile, protocol
-from iot_pki.service import IssuanceService
+from iot_pki.service import IssuanceService, KeyPool
 
 _logger = logging.getLogger("mock_issuer")
 
@@ -170,16 +170,24 @@ class IssuerServer(ThreadingHTTPServer):
         super().finish_request(request, client_address)
 
 
-def serve(ca, settings, registry, host, port, tls_cert=None, tls_key=None, ready=None):
+def serve(ca, settings, registry, host, port, tls_cert=None, tls_key=None, ready=None, key_pool=32):
     """Serve until SIGTERM or SIGINT.
 
     :param ready: called with the bound (host, port) once listening
+    :param key_pool: legacy-mode keys made ahead of time (0: make each on demand)
     """
     tls_context = None
     if tls_cert:
         tls_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         tls_context.load_cert_chain(tls_cert, tls_key)
-    service = IssuanceService(ca, settings.profile, uuid_limit=settings.uuid_limit, client_limit=settings.client_limit)
+    key_source = KeyPool(settings.profile.legacy_key_type, key_pool) if key_pool > 0 else None
+    service = IssuanceService(
+        ca,
+        settings.profile,
+        key_source=key_source,
+        uuid_limit=settings.uuid_limit,
+        client_limit=settings.client_limit,
+    )
     server = IssuerServer((host, port), service, registry, tls_context)
     stop = threading.Event()
 

@@ -22,6 +22,8 @@ _logger = logging.getLogger(__name__)
 
 # One loaded CA per database and process: loading decrypts the issuing key.
 _CA_CACHE = {}
+# Legacy-mode keys made ahead of time, per key type, in each worker's memory only.
+_KEY_POOLS = {key_type: service.KeyPool(key_type) for key_type in ("rsa2048", "p256")}
 _CA_LOCK = threading.Lock()
 PASSPHRASE_OPTION = "iot_https_ca_passphrase"  # noqa: S105 - the odoo.conf option's name
 
@@ -135,9 +137,11 @@ class IotIssuer(models.AbstractModel):
     def _service(self):
         params = self.env["ir.config_parameter"].sudo()
         enabled = params.get_param("iot_https.issuance_enabled", "True") not in ("False", "0", "")
+        settings = self._settings()
         return service.IssuanceService(
             self._get_ca(),
-            self._settings(),
+            settings,
+            key_source=_KEY_POOLS[settings.legacy_key_type],
             enabled=enabled,
             uuid_limit=ratelimit.Limit.parse(params.get_param("iot_https.uuid_rate_limit") or "10/60"),
             client_limit=ratelimit.Limit.parse(params.get_param("iot_https.client_rate_limit") or "30/10"),
