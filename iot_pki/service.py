@@ -112,11 +112,15 @@ class KeyPool:
     a process that did not start the refill thread starts its own.
     """
 
+    # Seconds without a take before refilling: a burst keeps every core for itself.
+    QUIET = 0.2
+
     def __init__(self, key_type, size=32):
         self.key_type = key_type
         self.size = size
         self._pid = None
         self._lock = threading.Lock()
+        self._last_take = 0.0
 
     def _start(self):
         with self._lock:
@@ -129,6 +133,10 @@ class KeyPool:
 
     def _refill(self, pool):
         while True:
+            quiet_for = time.monotonic() - self._last_take
+            if quiet_for < self.QUIET:
+                time.sleep(self.QUIET - quiet_for)
+                continue
             pool.put(keys.generate_key(self.key_type))  # blocks while the pool is full
 
     def ready(self):
@@ -140,6 +148,7 @@ class KeyPool:
         if key_type != self.key_type:
             return keys.generate_key(key_type)
         self._start()
+        self._last_take = time.monotonic()
         try:
             return self._queue.get_nowait()
         except queue.Empty:

@@ -79,6 +79,13 @@ def build_parser():
     serve.add_argument("--tls-cert", help="serve HTTPS with this certificate chain (PEM)")
     serve.add_argument("--tls-key", help="private key of --tls-cert (PEM)")
     serve.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="processes answering on the port: one per core for the best throughput (default %(default)s)",
+    )
+    serve.add_argument(
         "--key-pool",
         type=int,
         default=32,
@@ -183,15 +190,19 @@ def cmd_serve(args, data_dir):
     authority = _load_ca(data_dir)
     if not 0 <= args.key_pool <= 1024:
         raise store.SetupError("--key-pool must be between 0 and 1024")
+    if not 1 <= args.workers <= 64:
+        raise store.SetupError("--workers must be between 1 and 64")
+    store.Registry(data_dir)  # creates the tables now: a storage problem is reported before serving
     serve(
         authority,
         settings,
-        store.Registry(data_dir),
+        lambda: store.Registry(data_dir),
         args.host,
         args.port,
         args.tls_cert,
         args.tls_key,
         key_pool=args.key_pool,
+        workers=args.workers,
     )
     return 0
 

@@ -4,9 +4,12 @@ Standard library only (http.server, threads): one thread per connection,
 bounded bodies, one log line per request, clean stop on SIGTERM/SIGINT.
 """
 
+import contextlib
 import logging
+import os
 import signal
 import ssl
+import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
@@ -170,25 +173,48 @@ class IssuerServer(ThreadingHTTPServer):
         super().finish_request(request, client_address)
 
 
-def serve(ca, settings, registry, host, port, tls_cert=None, tls_key=None, ready=None, key_pool=32):
+def serve(ca, settings, open_registry, host, port, tls_cert=None, tls_key=None, key_pool=32, workers=1):
     """Serve until SIGTERM or SIGINT.
 
-    :param ready: called with the bound (host, port) once listening
-    :param key_pool: legacy-mode keys made ahead of time (0: make each on demand)
+    :param open_registry: makes the process's ``Registry`` (each worker opens its own after fork)
+    :param key_pool: legacy-mode keys made ahead of time, per worker (0: make each on demand)
+    :param workers: processes answering on the same socket (Python runs one thread at a time
+        per process: two workers use two cores)
     """
     tls_context = None
     if tls_cert:
         tls_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
         tls_context.load_cert_chain(tls_cert, tls_key)
-    key_source = KeyPool(settings.profile.legacy_key_type, key_pool) if key_pool > 0 else None
-    service = IssuanceService(
-        ca,
-        settings.profile,
-        key_source=key_source,
-        uuid_limit=settings.uuid_limit,
-        client_limit=settings.client_limit,
-    )
-    server = IssuerServer((host, port), service, registry, tls_context)
+    server = IssuerServer((host, port), None, None, tls_context)
+    bound_host, bound_port = server.server_address[:2]
+    scheme = "https" if tls_context else "http"
+    _logger.info("serving %s://%s:%s%s with %s worker(s)", scheme, bound_host, bound_port, profile.X509_PATH, workers)
+    if workers <= 1:
+        _run_worker(server, ca, settings, open_registry, key_pool)
+        _logger.info("stopped")
+        return
+    children = []
+    for _index in range(workers):
+        pid = os.fork()
+        if pid == 0:  # a worker: serve until told to stop, never return into the parent's code
+            code = 1
+            try:
+                _run_worker(server, ca, settings, open_registry, key_pool)
+                code = 0
+            finally:
+                os._exit(code)
+        children.append(pid)
+    server.socket.close()  # the workers hold the listening socket
+    _wait_for_signal()
+    for pid in children:
+        with contextlib.suppress(ProcessLookupError):
+            os.kill(pid, signal.SIGTERM)
+    for pid in children:
+        os.waitpid(pid, 0)
+    _logger.info("stopped")
+
+
+def _wait_for_signal():
     stop = threading.Event()
 
     def request_stop(signum, _frame):
@@ -197,14 +223,30 @@ def serve(ca, settings, registry, host, port, tls_cert=None, tls_key=None, ready
 
     signal.signal(signal.SIGTERM, request_stop)
     signal.signal(signal.SIGINT, request_stop)
+    stop.wait()
+
+
+def _run_worker(server, ca, settings, open_registry, key_pool):
+    key_source = None
+    if key_pool > 0:
+        key_source = KeyPool(settings.profile.legacy_key_type, key_pool)
+        key_source.ready()  # start filling now, not at the first stock box
+    server.service = IssuanceService(
+        ca,
+        settings.profile,
+        key_source=key_source,
+        uuid_limit=settings.uuid_limit,
+        client_limit=settings.client_limit,
+    )
+    server.registry = open_registry()
+    # Workers share the listening socket: all wake on a connection, one accepts it,
+    # the others must not block in accept().
+    server.socket.setblocking(False)
+    # Threads hand the GIL over every 0.5 ms rather than 5 ms: a thread back from
+    # SQLite or the socket (often holding the registry's write lock) waits less.
+    sys.setswitchinterval(0.0005)
     worker = threading.Thread(target=server.serve_forever, name="mock-issuer", daemon=True)
     worker.start()
-    bound_host, bound_port = server.server_address[:2]
-    scheme = "https" if tls_context else "http"
-    _logger.info("serving %s://%s:%s%s", scheme, bound_host, bound_port, profile.X509_PATH)
-    if ready:
-        ready((bound_host, bound_port))
-    stop.wait()
+    _wait_for_signal()
     server.shutdown()
     server.server_close()
-    _logger.info("stopped")

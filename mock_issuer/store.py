@@ -5,10 +5,13 @@ sees the change, with no restart.
 """
 
 import datetime
+import fcntl
 import json
 import os
+import queue
 import sqlite3
 import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -114,22 +117,55 @@ def passphrase():
 
 
 class Registry(IssuerStore):
-    """The SQLite registry: databases, certificates, requests. One connection per thread."""
+    """The SQLite registry: databases, certificates, requests.
+
+    Connections are pooled (the server makes a thread per HTTP connection).
+    Writers of this process queue on a lock, so they wake as soon as the
+    previous one commits instead of polling SQLite's busy handler; other
+    processes (``register`` while serving) are waited for up to BUSY_TIMEOUT.
+    Reads take no lock (WAL).
+    """
 
     def __init__(self, data_dir):
         self.path = Path(data_dir) / REGISTRY_FILE
-        self._local = threading.local()
-        self._connect()  # opens this thread's connection
-        self._local.connection.executescript(SCHEMA)
+        self._pool = queue.LifoQueue()
+        self._write_lock = threading.Lock()  # this process's writers
+        # Other processes' writers (workers, `register`): an flock wakes the next at once,
+        # where SQLite's busy handler would poll.
+        self._lock_file = open(self.path.with_name(".registry.lock"), "a")
+        self._pending = threading.local()  # a certificate completion waiting for its request's record
+        connection = self._open()
+        connection.executescript(SCHEMA)
+        self._pool.put(connection)
 
-    def _connect(self):
-        connection = getattr(self._local, "connection", None)
-        if connection is None:
-            connection = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT, isolation_level=None)
-            connection.execute("PRAGMA journal_mode=WAL")
-            connection.execute("PRAGMA synchronous=NORMAL")
-            self._local.connection = connection
-        return _Transaction(connection)
+    def _open(self):
+        connection = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False)
+        connection.execute("PRAGMA journal_mode=WAL")
+        connection.execute("PRAGMA synchronous=NORMAL")
+        connection.execute("PRAGMA cache_size=-1024")  # KiB per connection: memory stays bounded
+        return connection
+
+    @contextmanager
+    def _connect(self, write=True):
+        """A pooled connection in a transaction: BEGIN IMMEDIATE for writes, a plain read otherwise."""
+        try:
+            connection = self._pool.get_nowait()
+        except queue.Empty:
+            connection = self._open()
+        try:
+            if write:
+                with self._write_lock:
+                    fcntl.flock(self._lock_file, fcntl.LOCK_EX)
+                    try:
+                        with _Transaction(connection, "BEGIN IMMEDIATE"):
+                            yield connection
+                    finally:
+                        fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+            else:
+                with _Transaction(connection, "BEGIN"):
+                    yield connection
+        finally:
+            self._pool.put(connection)
 
     # === DATABASES ===
 
@@ -162,7 +198,7 @@ class Registry(IssuerStore):
             return cursor.rowcount
 
     def find_database(self, db_uuid):
-        with self._connect() as connection:
+        with self._connect(write=False) as connection:
             row = connection.execute(
                 "SELECT uuid, enterprise_code, database_type, subscription_state, has_iot_box_line"
                 " FROM databases WHERE uuid = ?",
@@ -194,11 +230,9 @@ class Registry(IssuerStore):
         return True
 
     def complete_certificate(self, template, certificate, fingerprint):
-        with self._connect() as connection:
-            connection.execute(
-                "UPDATE certificates SET state = 'valid', fingerprint = ? WHERE serial = ?",
-                (fingerprint, f"{template.serial:x}"),
-            )
+        # Written with the request's log row, in one transaction, before the answer
+        # leaves (record_request): one write less per issuance.
+        self._pending.completion = (fingerprint, f"{template.serial:x}")
 
     def discard_certificate(self, template):
         with self._connect() as connection:
@@ -217,7 +251,7 @@ class Registry(IssuerStore):
 
     def revoked(self):
         """(serial, revocation time) of every revoked certificate still within its validity."""
-        with self._connect() as connection:
+        with self._connect(write=False) as connection:
             rows = connection.execute(
                 "SELECT serial, revoked_at FROM certificates WHERE state = 'revoked' AND not_after > ?",
                 (keys.utcnow().isoformat(),),
@@ -225,7 +259,7 @@ class Registry(IssuerStore):
         return [(int(serial, 16), datetime.datetime.fromisoformat(at)) for serial, at in rows]
 
     def certificates(self):
-        with self._connect() as connection:
+        with self._connect(write=False) as connection:
             return connection.execute(
                 "SELECT serial, db_uuid, subject_cn, not_before, not_after, mode, state, fingerprint"
                 " FROM certificates ORDER BY not_before"
@@ -234,7 +268,7 @@ class Registry(IssuerStore):
     # === RATE LIMITS ===
 
     def rate_limit_wait(self, limits, now):
-        with self._connect() as connection:
+        with self._connect(write=False) as connection:
             waits = [ratelimit.retry_after(self._bucket(connection, key), limit, now) for key, limit in limits]
         return max(waits, default=0)
 
@@ -260,27 +294,34 @@ class Registry(IssuerStore):
     # === REQUESTS ===
 
     def record_request(self, outcome, client):
+        """Record a request, and the completion of the certificate it was issued, at once."""
+        completion, self._pending.completion = getattr(self._pending, "completion", None), None
         with self._connect() as connection:
+            if completion:
+                connection.execute(
+                    "UPDATE certificates SET state = 'valid', fingerprint = ? WHERE serial = ?", completion
+                )
             connection.execute(
                 "INSERT INTO requests (client, db_uuid, mode, decision, detail) VALUES (?, ?, ?, ?, ?)",
                 (client, outcome.db_uuid or None, outcome.mode or None, outcome.decision, outcome.detail or None),
             )
 
     def requests(self):
-        with self._connect() as connection:
+        with self._connect(write=False) as connection:
             return connection.execute(
                 "SELECT at, client, db_uuid, mode, decision, detail FROM requests ORDER BY id"
             ).fetchall()
 
 
 class _Transaction:
-    """``with``: BEGIN IMMEDIATE ... COMMIT, or ROLLBACK on error."""
+    """``with``: BEGIN ... COMMIT, or ROLLBACK on error."""
 
-    def __init__(self, connection):
+    def __init__(self, connection, begin):
         self.connection = connection
+        self.begin = begin
 
     def __enter__(self):
-        self.connection.execute("BEGIN IMMEDIATE")
+        self.connection.execute(self.begin)
         return self.connection
 
     def __exit__(self, exc_type, exc, tb):
