@@ -13,7 +13,7 @@ class IotDatabase(models.Model):
 
     name = fields.Char(required=True)
     uuid = fields.Char(
-        string="Database UUID", required=True, copy=False, index=True, help="The db_uuid boxes of this database send."
+        string="Database UUID", required=True, copy=False, help="The db_uuid boxes of this database send."
     )
     database_type = fields.Selection(DATABASE_TYPES, string="Type", required=True, default="production")
     subscription_id = fields.Many2one("iot.subscription", string="Subscription", index=True, ondelete="restrict")
@@ -28,6 +28,7 @@ class IotDatabase(models.Model):
     eligibility_message = fields.Char(string="Eligibility", compute="_compute_eligibility_message")
     eligibility_fix = fields.Char(string="How to Fix", compute="_compute_eligibility_message")
 
+    # The unique constraint's index serves the issuer's lookup by UUID (no second index).
     _sql_constraints = [
         ("uuid_unique", "UNIQUE(uuid)", "Another database is already registered with this UUID."),
     ]

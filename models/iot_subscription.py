@@ -13,7 +13,6 @@ class IotSubscription(models.Model):
         string="Enterprise Code",
         required=True,
         copy=False,
-        index=True,
         help="The enterprise code boxes send with their database UUID.",
     )
     partner_id = fields.Many2one("res.partner", string="Customer", index=True)

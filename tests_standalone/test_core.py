@@ -9,6 +9,7 @@ import re
 import stat
 import subprocess
 import sys
+import time
 
 import pytest
 from conftest import PUBLIC_URL, PUBLIC_ZONE, ROOT, pem_blocks, pkilint_findings
@@ -22,7 +23,7 @@ from hypothesis import strategies as st
 from iot_pki import codes, keys, profile, ratelimit
 from iot_pki.ca import CAError, CertificateAuthority
 from iot_pki.eligibility import DATABASE_TYPE_KEYS, SUBSCRIPTION_STATE_KEYS, DatabaseFacts, evaluate
-from iot_pki.service import IssuanceService, IssuerStore
+from iot_pki.service import IssuanceService, IssuerStore, KeyPool
 
 UUID = "0b9e3f5c-1111-4a2b-9c3d-123456789abc"
 CODE = "M2411ABCDEF"
@@ -666,3 +667,15 @@ def test_wrong_credentials_are_rate_limited_then_answered_429(ca, public_setting
     assert payload["error"]["code"] == "rate_limited" and outcome.decision == "rate_limited"
     other = issue(svc, MemoryStore(eligible_facts("other")), uuid="other")
     assert other[2].issued
+
+
+def test_key_pool_serves_ready_keys_and_other_types_on_demand():
+    pool = KeyPool("p256", size=4)
+    deadline = time.monotonic() + 10
+    while pool.ready() < 4 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert pool.ready() == 4  # bounded: the refill stops at the size
+    keys_taken = [pool.take("p256") for _ in range(6)]  # 4 from the pool, 2 made on demand
+    assert all(isinstance(key, ec.EllipticCurvePrivateKey) for key in keys_taken)
+    assert len({key.private_numbers().private_value for key in keys_taken}) == 6
+    assert isinstance(pool.take("rsa2048"), rsa.RSAPrivateKey)

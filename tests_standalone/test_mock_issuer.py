@@ -250,3 +250,22 @@ def test_closing_the_subscription_revokes_valid_certificates(issuer_data, issuer
     assert "revoked 1 certificate" in closed.stdout
     crl = x509.load_der_x509_crl(requests.get(issuer.url + profile.CRL_PATH, timeout=10).content)
     assert crl.get_revoked_certificate_by_serial_number(serial) is not None
+
+
+def test_several_workers_serve_one_port_and_stop_together(issuer_data, start_issuer):
+    register(issuer_data, UUID, CODE)
+    issuer = start_issuer(issuer_data, "--workers", "2")
+    results = []
+
+    def ask():
+        results.append(issuer.request_certificate(UUID, CODE).status_code)
+
+    threads = [threading.Thread(target=ask) for _ in range(10)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert results == [200] * 10
+    assert len({serial for serial, _state in certificate_rows(issuer_data)}) == 10
+    assert issuer.stop() == 0
+    assert issuer.log().count("stopped") == 1

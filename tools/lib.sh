@@ -67,3 +67,13 @@ ensure_postgres() {
     fi
     psql -d postgres -Atc 'select 1' >/dev/null
 }
+
+# ensure_wrk: the HTTP load generator of the benchmark (Debian's wrk package).
+ensure_wrk() {
+    command -v wrk >/dev/null && return 0
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "== installing wrk"
+        apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
+    fi
+    command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; return 1; }
+}

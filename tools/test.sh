@@ -16,6 +16,7 @@ source tools/lib.sh
 
 ensure_venv .venv requirements-dev.txt
 ensure_venv .venv-compat requirements-compat.txt
+ensure_wrk || true  # the benchmark's smoke test says so if it is missing
 
 passed=0
 failed=0
