@@ -127,17 +127,32 @@ class KeyPool:
             if self._pid == os.getpid():
                 return
             self._queue = queue.Queue(maxsize=self.size)
-            thread = threading.Thread(target=self._refill, args=(self._queue,), name="key-pool", daemon=True)
-            thread.start()
+            self._stop = threading.Event()
+            self._thread = threading.Thread(
+                target=self._refill, args=(self._queue, self._stop), name="key-pool", daemon=True
+            )
+            self._thread.start()
             self._pid = os.getpid()
 
-    def _refill(self, pool):
-        while True:
+    def _refill(self, pool, stop):
+        key = None
+        while not stop.is_set():
             quiet_for = time.monotonic() - self._last_take
             if quiet_for < self.QUIET:
-                time.sleep(self.QUIET - quiet_for)
+                stop.wait(self.QUIET - quiet_for)
                 continue
-            pool.put(keys.generate_key(self.key_type))  # blocks while the pool is full
+            key = key or keys.generate_key(self.key_type)
+            try:
+                pool.put(key, timeout=0.5)  # waits while the pool is full, watching for close()
+                key = None
+            except queue.Full:
+                pass
+
+    def close(self):
+        """Stop the refill thread (a thread inside OpenSSL at interpreter exit can crash it)."""
+        if self._pid == os.getpid():
+            self._stop.set()
+            self._thread.join(10)
 
     def ready(self):
         """How many keys are waiting."""

@@ -250,3 +250,5 @@ def _run_worker(server, ca, settings, open_registry, key_pool):
     _wait_for_signal()
     server.shutdown()
     server.server_close()
+    if key_source is not None:
+        key_source.close()

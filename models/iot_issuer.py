@@ -3,6 +3,7 @@ parameters, and the ORM as the core's store. Every decision is the core's
 (``iot_pki.service``); this file only adapts.
 """
 
+import atexit
 import datetime
 import logging
 import secrets
@@ -24,6 +25,13 @@ _logger = logging.getLogger(__name__)
 _CA_CACHE = {}
 # Legacy-mode keys made ahead of time, per key type, in each worker's memory only.
 _KEY_POOLS = {key_type: service.KeyPool(key_type) for key_type in ("rsa2048", "p256")}
+
+
+@atexit.register
+def _close_key_pools():
+    # A refill thread still inside OpenSSL when the worker exits can crash it.
+    for pool in _KEY_POOLS.values():
+        pool.close()
 _CA_LOCK = threading.Lock()
 PASSPHRASE_OPTION = "iot_https_ca_passphrase"  # noqa: S105 - the odoo.conf option's name
 
