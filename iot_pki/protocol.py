@@ -75,13 +75,8 @@ def _is_utf8(value):
     return True
 
 
-def parse_request(body):
-    """Parse the body of a certificate request.
-
-    :param body: the raw request body (bytes)
-    :return: a ``CertificateRequest``
-    :raise ProtocolError: with a message saying what is wrong
-    """
+def _json_object(body):
+    """The body as a JSON object, within the size cap."""
     if len(body) > MAX_BODY_BYTES:
         raise ProtocolError(f"request body larger than {MAX_BODY_BYTES} bytes")
     try:
@@ -90,6 +85,17 @@ def parse_request(body):
         raise ProtocolError("request body is not JSON") from None
     if not isinstance(data, dict):
         raise ProtocolError("request body must be a JSON object with a params object")
+    return data
+
+
+def parse_request(body):
+    """Parse the body of a certificate request.
+
+    :param body: the raw request body (bytes)
+    :return: a ``CertificateRequest``
+    :raise ProtocolError: with a message saying what is wrong
+    """
+    data = _json_object(body)
     if "jsonrpc" in data and data["jsonrpc"] != "2.0":
         raise ProtocolError('jsonrpc must be "2.0"')
     request_id = data.get("id")
@@ -174,13 +180,8 @@ def parse_setup_request(body):
     :return: a ``SetupRequest``
     :raise ProtocolError: with a message saying what is wrong
     """
-    if len(body) > MAX_BODY_BYTES:
-        raise ProtocolError(f"request body larger than {MAX_BODY_BYTES} bytes")
-    try:
-        data = json.loads(body)
-    except (ValueError, UnicodeDecodeError, RecursionError):
-        raise ProtocolError("request body is not JSON") from None
-    if not isinstance(data, dict) or not isinstance(data.get("params"), dict):
+    data = _json_object(body)
+    if not isinstance(data.get("params"), dict):
         raise ProtocolError("request body must be a JSON object with a params object")
     params = data["params"]
     box = _clean_strings(params.get("iot_box"), SETUP_BOX_FIELDS, "params.iot_box")
