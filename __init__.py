@@ -1,6 +1,6 @@
 import socket
 
-from . import controllers, models
+from . import controllers, models, wizard
 from .models.iot_issuer import ensure_ca_on_install
 
 # A burst of boxes (a shop restarting after a power cut) opens dozens of

@@ -1,7 +1,6 @@
 from . import (
     iot_box,
     iot_certificate,
-    iot_connect_wizard,
     iot_database,
     iot_device,
     iot_issuer,

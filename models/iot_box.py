@@ -31,14 +31,12 @@ class IotBox(models.Model):
     )
     version = fields.Char(string="Image Version")
     company_id = fields.Many2one("res.company", default=lambda self: self.env.company, index=True)
-    database_id = fields.Many2one(
-        "iot.database", string="Database", index=True, help="Set from the box's certificate when it registers."
-    )
+    database_id = fields.Many2one("iot.database", index=True, help="Set from the box's certificate when it registers.")
     device_ids = fields.One2many("iot.device", "box_id", string="Devices")
     device_count = fields.Integer(compute="_compute_device_count")
     https_url = fields.Char(string="Homepage", compute="_compute_https")
-    certificate_id = fields.Many2one("iot.certificate", string="Certificate", compute="_compute_https")
-    certificate_subject = fields.Char(string="Certificate Subject", compute="_compute_https")
+    certificate_id = fields.Many2one("iot.certificate", compute="_compute_https")
+    certificate_subject = fields.Char(compute="_compute_https")
     certificate_not_before = fields.Datetime(string="Valid From", compute="_compute_https")
     certificate_not_after = fields.Datetime(string="Valid Until", compute="_compute_https")
     last_error_code = fields.Char(

@@ -13,7 +13,7 @@ class IotCertificate(models.Model):
     _rec_name = "subject_cn"
     _order = "not_before desc, id desc"
 
-    database_id = fields.Many2one("iot.database", string="Database", required=True, index=True, ondelete="restrict")
+    database_id = fields.Many2one("iot.database", required=True, index=True, ondelete="restrict")
     subject_cn = fields.Char(string="Subject", required=True, index=True, readonly=True)
     serial = fields.Char(string="Serial (hex)", required=True, readonly=True, copy=False)
     not_before = fields.Datetime(string="Valid From", required=True, readonly=True)

@@ -32,6 +32,8 @@ def _close_key_pools():
     # A refill thread still inside OpenSSL when the worker exits can crash it.
     for pool in _KEY_POOLS.values():
         pool.close()
+
+
 _CA_LOCK = threading.Lock()
 PASSPHRASE_OPTION = "iot_https_ca_passphrase"  # noqa: S105 - the odoo.conf option's name
 

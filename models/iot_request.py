@@ -19,7 +19,7 @@ class IotRequest(models.Model):
     _order = "id desc"
     _rec_name = "decision"
 
-    database_id = fields.Many2one("iot.database", string="Database", index=True, ondelete="cascade", readonly=True)
+    database_id = fields.Many2one("iot.database", index=True, ondelete="cascade", readonly=True)
     claimed_uuid = fields.Char(string="UUID Sent", readonly=True, help="The db_uuid in the request, as sent.")
     decision = fields.Selection(DECISIONS, required=True, readonly=True, index=True)
     detail = fields.Char(readonly=True)

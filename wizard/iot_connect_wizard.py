@@ -11,7 +11,6 @@ class IotConnectWizard(models.TransientModel):
 
     database_id = fields.Many2one(
         "iot.database",
-        string="Database",
         required=True,
         default=lambda self: self.env["iot.database"].search([("eligible", "=", True)], limit=1),
         help="The database whose UUID and enterprise code the box will send to get its certificate.",
