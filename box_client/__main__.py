@@ -1,4 +1,4 @@
-"""python -m box_client --state-dir DIR {configure,check}"""
+"""python -m box_client --state-dir DIR {configure,check,doctor}"""
 
 import argparse
 import ipaddress
@@ -8,6 +8,7 @@ from urllib.parse import urlsplit
 from iot_pki.protocol import ProtocolError, parse_pairing
 
 from .box import Box, BoxConfig, BoxError
+from .doctor import DEFAULT_PORT, PASS, Doctor, parse_dns_server
 
 
 def _url(value):
@@ -31,6 +32,19 @@ def _pairing(value):
     except ProtocolError as exc:
         raise argparse.ArgumentTypeError(str(exc)) from None
     return _url(url), token, db_uuid, enterprise_code
+
+
+def _dns_server(value):
+    try:
+        return parse_dns_server(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
+
+
+def _port(value):
+    if not value.strip().isdigit() or not 0 < int(value) < 65536:
+        raise argparse.ArgumentTypeError(f"{value!r} is not a port (1 to 65535)")
+    return int(value)
 
 
 def build_parser():
@@ -64,6 +78,26 @@ def build_parser():
     )
 
     commands.add_parser("check", help="check the certificate and get a new one if needed, as a box does")
+
+    doctor = commands.add_parser(
+        "doctor",
+        help="check, in order, what the box needs for HTTPS and say what to do (changes nothing)",
+    )
+    doctor.add_argument(
+        "--dns",
+        type=_dns_server,
+        metavar="SERVER[:PORT]",
+        help="resolve the box's HTTPS name with this DNS server (default: the system resolver)",
+    )
+    doctor.add_argument(
+        "--port", type=_port, default=DEFAULT_PORT, help=f"the box's HTTPS port (default {DEFAULT_PORT})"
+    )
+    doctor.add_argument(
+        "--ca-file",
+        metavar="FILE",
+        help="PEM file of the roots to verify the box's HTTPS with (default: the system trust store "
+        "and the issuer's root)",
+    )
     return parser
 
 
@@ -99,11 +133,21 @@ def cmd_check(args, box):
     return 0 if result.ok else 1
 
 
+def cmd_doctor(args, box):
+    results = Doctor(box, dns_server=args.dns, port=args.port, ca_file=args.ca_file).run()
+    # The lines hold a dash and names from files and answers: never fail on a terminal's encoding.
+    if hasattr(sys.stdout, "reconfigure"):
+        sys.stdout.reconfigure(errors="replace")
+    for result in results:
+        print(result.line)
+    return 0 if all(result.status == PASS for result in results) else 1
+
+
 def main(argv=None):
     args = build_parser().parse_args(argv)
     box = Box(args.state_dir)
     try:
-        return {"configure": cmd_configure, "check": cmd_check}[args.command](args, box)
+        return {"configure": cmd_configure, "check": cmd_check, "doctor": cmd_doctor}[args.command](args, box)
     except BoxError as exc:
         print(exc.code)
         for detail in exc.details:

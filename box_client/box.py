@@ -52,11 +52,13 @@ class BoxConfig:
 class BoxError(Exception):
     """A box error: ``code`` as a stock box shows it, then detail lines."""
 
-    def __init__(self, code, *details):
+    def __init__(self, code, *details, refusal=None):
         super().__init__(code)
         self.code = code
         # "" stays: the stock box shows a blank line between the code and the reason.
         self.details = [d for d in details if d is not None]
+        # The issuer's refusal reason (codes.REFUSALS key), when it gave one.
+        self.refusal = refusal
 
 
 @dataclass
@@ -132,56 +134,39 @@ class Box:
         """Stock check_certificate: True when a new certificate must be requested."""
         if not config.server:
             raise BoxError(codes.CHECK_NO_SERVER)
-        if not self.cert_path.exists():
+        certificate = self.read_certificate()
+        if certificate is None:
             return True
-        try:
-            certificate = x509.load_pem_x509_certificate(self.cert_path.read_bytes())
-            subject = keys.common_name(certificate)
-            not_after = keys.not_valid_after(certificate)
-        except (OSError, ValueError) as exc:
-            raise BoxError(codes.CHECK_CERT_READ_EXCEPTION, f"{self.cert_path}: {_reason(exc)}") from None
+        subject = keys.common_name(certificate)
         now = now or keys.utcnow()
         # No CN: not a certificate a box can serve (the stock box would crash); get a real one.
-        return not subject or subject == TEMPORARY_CN or now > not_after - RENEW_BEFORE
+        return not subject or subject == TEMPORARY_CN or now > keys.not_valid_after(certificate) - RENEW_BEFORE
+
+    def read_certificate(self):
+        """The installed certificate (the leaf, first in the chain file).
+
+        :return: the certificate, or None when there is no file
+        :raise BoxError: CHECK_CERT_READ_EXCEPTION when the file cannot be read or parsed
+        """
+        if not self.cert_path.exists():
+            return None
+        try:
+            certificate = x509.load_pem_x509_certificate(self.cert_path.read_bytes())
+            # Read now what callers read, so that a malformed subject or date is a read error here.
+            keys.common_name(certificate)
+            keys.not_valid_after(certificate)
+        except (OSError, ValueError) as exc:
+            raise BoxError(codes.CHECK_CERT_READ_EXCEPTION, f"{self.cert_path}: {_reason(exc)}") from None
+        return certificate
 
     # === LOAD (stock: load_certificate) ===
 
     def load_certificate(self, config):
         """Ask the issuer for a certificate and install it. Raises BoxError as the stock box reports."""
-        if not (config.db_uuid and config.enterprise_code):
-            raise BoxError(codes.LOAD_NO_CREDENTIAL)
-        params = {"db_uuid": config.db_uuid, "enterprise_code": config.enterprise_code}
-        new_key = None
-        if config.csr:
-            new_key = keys.generate_key("p256")
-            params["csr_pem"] = keys.make_csr(new_key).public_bytes(serialization.Encoding.PEM).decode("ascii")
-        url = config.issuer_url + profile.X509_PATH
-        try:
-            with _session() as session:
-                response = session.post(
-                    url, json={"params": params}, timeout=(CONNECT_TIMEOUT, READ_TIMEOUT), verify=_trust(config)
-                )
-        except (requests.RequestException, ValueError, OSError) as exc:
-            raise BoxError(codes.LOAD_REQUEST_EXCEPTION, "", f"POST {url}: {exc}") from None
-        if response.status_code != 200:
-            raise BoxError(
-                f"{codes.LOAD_REQUEST_STATUS} {response.status_code}",
-                "",
-                response.reason or None,
-                _error_message(response) or None,
-                f"retry after {response.headers['Retry-After']} s" if "Retry-After" in response.headers else None,
-            )
-        try:
-            answer = response.json()
-            result = answer["result"]
-        except (ValueError, KeyError, TypeError):
-            raise BoxError(codes.LOAD_REQUEST_NO_RESULT, f"the answer of {url} has no result") from None
-        if not result:
-            refusal = answer.get("refusal") if isinstance(answer.get("refusal"), dict) else {}
-            reason = refusal.get("code")
-            detail = f"refused: {reason}: {refusal.get('message')}" if reason else "refused (no reason given)"
-            raise BoxError(codes.LOAD_REQUEST_NO_RESULT, detail)
-        self._install(result, new_key, url)
+        require_credentials(config)
+        new_key = keys.generate_key("p256") if config.csr else None
+        url, response = post_certificate_request(config, new_key)
+        self._install(read_answer(response, url), new_key, url)
 
     def _install(self, result, new_key, url):
         try:
@@ -199,6 +184,61 @@ class Box:
         # Key first (0600), then the certificate: nginx never sees a certificate without its key.
         _write_atomic(self.key_path, key_pem.encode("ascii"), 0o600)
         _write_atomic(self.cert_path, chain_pem.encode("ascii"), 0o644)
+
+
+def require_credentials(config):
+    """:raise BoxError: LOAD_NO_CREDENTIAL when the UUID or the enterprise code is missing (no request is made)."""
+    if not (config.db_uuid and config.enterprise_code):
+        raise BoxError(codes.LOAD_NO_CREDENTIAL)
+
+
+def post_certificate_request(config, csr_key=None):
+    """The one call a box makes to the issuer: ``POST <issuer>/odoo-enterprise/iot/x509``.
+
+    :param csr_key: a private key to send a CSR for (CSR mode), or None (legacy mode)
+    :return: (url, response), whatever the HTTP status
+    :raise BoxError: LOAD_REQUEST_EXCEPTION when the issuer cannot be reached
+    """
+    params = {"db_uuid": config.db_uuid, "enterprise_code": config.enterprise_code}
+    if csr_key is not None:
+        params["csr_pem"] = keys.make_csr(csr_key).public_bytes(serialization.Encoding.PEM).decode("ascii")
+    url = config.issuer_url + profile.X509_PATH
+    try:
+        with _session() as session:
+            response = session.post(
+                url, json={"params": params}, timeout=(CONNECT_TIMEOUT, READ_TIMEOUT), verify=_trust(config)
+            )
+    except (requests.RequestException, ValueError, OSError) as exc:
+        raise BoxError(codes.LOAD_REQUEST_EXCEPTION, "", f"POST {url}: {exc}") from None
+    return url, response
+
+
+def read_answer(response, url):
+    """Read the issuer's answer as a stock box does.
+
+    :return: the truthy ``result``
+    :raise BoxError: LOAD_REQUEST_STATUS <status> for a status other than 200,
+        LOAD_REQUEST_NO_RESULT for a refusal (``refusal`` set when the issuer gave a reason) or no result
+    """
+    if response.status_code != 200:
+        raise BoxError(
+            f"{codes.LOAD_REQUEST_STATUS} {response.status_code}",
+            "",
+            response.reason or None,
+            _error_message(response) or None,
+            f"retry after {response.headers['Retry-After']} s" if "Retry-After" in response.headers else None,
+        )
+    try:
+        answer = response.json()
+        result = answer["result"]
+    except (ValueError, KeyError, TypeError):
+        raise BoxError(codes.LOAD_REQUEST_NO_RESULT, f"the answer of {url} has no result") from None
+    if not result:
+        refusal = answer.get("refusal") if isinstance(answer.get("refusal"), dict) else {}
+        reason = refusal.get("code")
+        detail = f"refused: {reason}: {refusal.get('message')}" if reason else "refused (no reason given)"
+        raise BoxError(codes.LOAD_REQUEST_NO_RESULT, detail, refusal=reason if isinstance(reason, str) else None)
+    return result
 
 
 def _session():

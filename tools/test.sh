@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Run every test suite of iot_https:
-#   1. ruff (lint and format check);
+#   1. ruff (lint and format check) and pylint-odoo (OCA's checks for 17.0);
 #   2. the core, mock issuer and box client (pytest) with current libraries;
 #   3. the same with the versions Odoo 17 pins (cryptography 3.4.8, requests 2.25.1, urllib3 1.26.5);
 #   4. the Odoo addon suite on Odoo 17 + PostgreSQL, when Odoo 17 is installed.
@@ -55,6 +55,13 @@ if .venv/bin/ruff check . && .venv/bin/ruff format --check . >/dev/null; then
 else
     .venv/bin/ruff format --diff . || true
     record ruff 0 1
+fi
+
+echo "== pylint-odoo (OCA checks for 17.0)"
+if .venv/bin/pylint --rcfile=.pylintrc __manifest__.py __init__.py models controllers wizard tests; then
+    record pylint-odoo 1 0
+else
+    record pylint-odoo 0 1
 fi
 
 run_pytest "pytest (current libraries)" .venv "PKILINT=$PKILINT_BIN"
