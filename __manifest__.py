@@ -21,6 +21,9 @@
         "views/res_config_settings_views.xml",
         "views/iot_https_menus.xml",
     ],
+    "assets": {
+        "web.assets_tests": ["iot_https/static/tests/tours/*.js"],
+    },
     "post_init_hook": "_post_init_hook",
     "post_load": "_post_load",
     "application": True,

@@ -18,13 +18,14 @@ from cryptography.hazmat.primitives import serialization
 from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
-from iot_pki import codes, keys, profile
+from iot_pki import codes, https_check, keys, profile
 
 CONFIG_FILE = "box.json"
 CERT_FILE = "nginx-cert.crt"
 KEY_FILE = "nginx-cert.key"
-TEMPORARY_CN = "OdooTempIoTBoxCertificate"
-RENEW_BEFORE = datetime.timedelta(days=10)
+# The stock box's rules, kept in the core: the temporary certificate's CN, the renewal margin.
+TEMPORARY_CN = https_check.TEMPORARY_CN
+RENEW_BEFORE = https_check.EXPIRY_WARNING
 CONNECT_TIMEOUT = 10
 READ_TIMEOUT = 30
 REQUEST_RETRIES = 4  # as the stock box (urllib3.Retry(4))

@@ -11,8 +11,6 @@ DNS and opens a TLS connection.
 
 import ipaddress
 import re
-import socket
-import ssl
 import time
 from dataclasses import dataclass
 
@@ -20,7 +18,7 @@ import requests
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
-from iot_pki import codes, keys, profile
+from iot_pki import codes, https_check, keys, profile
 
 from .box import (
     CONNECT_TIMEOUT,
@@ -43,9 +41,6 @@ CHECKS = ("server", "credentials", "issuer-reachable", "issuer-answer", "certifi
 DNS_TIMEOUT = 5
 TLS_TIMEOUT = 10
 DEFAULT_PORT = 443
-GOOGLE_DNS = "Google DNS (8.8.8.8 and 8.8.4.4)"
-X509_V_ERR_CERT_HAS_EXPIRED = 10
-X509_V_ERR_HOSTNAME_MISMATCH = 62
 
 
 @dataclass(frozen=True)
@@ -323,43 +318,19 @@ class Doctor:
                 f"`python -m box_client --state-dir {self.box.state_dir} configure --ip A.B.C.D`",
             )
         self.name = profile.box_hostname(ip, subject)
-        where = f"DNS server {_server_text(self.dns_server)}" if self.dns_server else "the system resolver"
+        where = f"DNS server {_server_text(self.dns_server)}" if self.dns_server else https_check.SYSTEM_RESOLVER
         outcome, detail = resolve(self.name, self.dns_server)
-        if outcome == "addresses":
-            if ip in detail:
-                return Result(PASS, "dns", f"{self.name} resolves to {ip}, the box's address ({where})")
+        problem = https_check.dns_outcome(self.name, outcome, detail, expected=ip, where=where)
+        if problem is None:
+            return Result(PASS, "dns", f"{self.name} resolves to {ip}, the box's address ({where})")
+        if problem.code == https_check.DNS_ERROR:
             return Result(
                 FAIL,
                 "dns",
-                f"{self.name} resolves to {', '.join(detail)} ({where}), not to the box's address {ip}: "
-                "the name points elsewhere (a local DNS record or a DNS override on the router?)",
-                f"remove the override so that the name resolves to {ip}, or use {GOOGLE_DNS} on the router "
-                "or on each device",
+                problem.message,
+                "check the DNS server (--dns SERVER) and the box's network, then run doctor again",
             )
-        if outcome in ("nxdomain", "no-answer"):
-            answer = "NXDOMAIN" if outcome == "nxdomain" else "no address"
-            if ipaddress.IPv4Address(ip).is_private:
-                return Result(
-                    FAIL,
-                    "dns",
-                    f"{self.name} does not resolve ({answer} from {where}): the router or DNS server blocks public "
-                    f"names that resolve to private addresses such as {ip} (DNS rebinding protection); browsers "
-                    "show DNS_PROBE_FINISHED_NXDOMAIN and the homepage opens by IP address but not by name",
-                    f"if the router allows manual DNS, set it to {GOOGLE_DNS}; if not, set {GOOGLE_DNS} on each "
-                    "device that uses the box (payment terminals usually need no change)",
-                )
-            return Result(
-                FAIL,
-                "dns",
-                f"{self.name} does not resolve ({answer} from {where})",
-                f"the issuer's DNS zone must answer {self.name} with {ip}; ask its operator, or use {GOOGLE_DNS}",
-            )
-        return Result(
-            FAIL,
-            "dns",
-            f"{where} gave no answer for {self.name}: {detail}",
-            "check the DNS server (--dns SERVER) and the box's network, then run doctor again",
-        )
+        return Result(FAIL, "dns", problem.message, problem.fix)
 
     # === TLS: a browser's handshake with the box ===
 
@@ -368,107 +339,70 @@ class Doctor:
             return Result(SKIP, "tls", "no certificate installed on the box (see certificate)")
         if self.name is None:
             return Result(SKIP, "tls", "the box's HTTPS name is unknown (see dns)")
-        ip = self._box_ip()
-        try:
-            context, trust = self._tls_context()
-        except (OSError, ValueError) as exc:
-            return Result(
-                FAIL,
-                "tls",
-                f"cannot read --ca-file {self.ca_file}: {_reason(exc)}",
-                "give a PEM file of CA certificates",
-            )
-        where = f"{ip}:{self.port}"
-        try:
-            with socket.create_connection((ip, self.port), timeout=TLS_TIMEOUT) as sock:
-                with context.wrap_socket(sock, server_hostname=self.name) as tls:
-                    served_der = tls.getpeercert(binary_form=True)
-                    version = tls.version()
-        except ssl.SSLCertVerificationError as exc:
-            return self._verification_failed(exc, where, trust)
-        except ssl.SSLError as exc:
-            return Result(
-                FAIL,
-                "tls",
-                f"TLS handshake with {where} failed: {exc.reason or exc}",
-                f"nginx must serve HTTPS on port {self.port} with {self.box.cert_path} and its key",
-            )
-        except ConnectionRefusedError:
-            return Result(
-                FAIL,
-                "tls",
-                f"connection to {where} refused: nothing serves HTTPS there",
-                f"start nginx (it serves {self.box.cert_path} on port 443), or give the right port with --port",
-            )
-        except TimeoutError:
-            return Result(
-                FAIL,
-                "tls",
-                f"no answer from {where} within {TLS_TIMEOUT} s",
-                f"check that the box is up and that no firewall drops port {self.port}",
-            )
-        except OSError as exc:
-            return Result(
-                FAIL,
-                "tls",
-                f"cannot connect to {where}: {exc.strerror or exc}",
-                f"check the box's address (`python -m box_client --state-dir {self.box.state_dir} configure --ip`)",
-            )
-        served = x509.load_der_x509_certificate(served_der)
-        validity = (
-            f"{keys.common_name(served)} valid from {_fmt(keys.not_valid_before(served))} "
-            f"until {_fmt(keys.not_valid_after(served))}"
+        cadata, trust = self._roots()
+        # The core connects to the box's own address: the dns check judged the name.
+        result = https_check.check_https(
+            self.name, self.port, address=self._box_ip(), cafile=self.ca_file, cadata=cadata, timeout=TLS_TIMEOUT
         )
-        found = f"https://{self.name}:{self.port} verified ({version}, trusting {trust}): {validity}"
-        if served_der != self.installed.public_bytes(serialization.Encoding.DER):
+        found, todo = result.message, self._tls_fix(result)
+        if result.code == https_check.CA_UNREADABLE:
+            return Result(FAIL, "tls", f"cannot read --ca-file {self.ca_file}: {result.detail}", result.fix)
+        if result.code == https_check.VERIFY_FAILED:
+            found += f" (trusting {trust})"
+        if result.code not in (https_check.OK, https_check.EXPIRING_SOON):
+            return Result(FAIL, "tls", found, todo)
+        if result.ok:
+            validity = f"{result.subject} valid from {_fmt(result.not_before)} until {_fmt(result.not_after)}"
+            found = f"https://{self.name}:{self.port} verified ({result.tls_version}, trusting {trust}): {validity}"
+        if result.served_der != self.installed.public_bytes(serialization.Encoding.DER):
             return Result(
                 WARN,
                 "tls",
                 f"{found}, but it is not the certificate in {self.box.cert_path}",
                 "restart nginx so that it serves the installed certificate",
             )
+        if not result.ok:
+            return Result(WARN, "tls", found, todo)
         return Result(PASS, "tls", found)
 
-    def _tls_context(self):
-        """:return: (SSL context verifying the box's name, what it trusts, in words)"""
+    def _roots(self):
+        """:return: (PEM roots added to the system store or None, what the handshake trusts, in words)"""
         if self.ca_file:
-            return ssl.create_default_context(cafile=self.ca_file), self.ca_file
-        context = ssl.create_default_context()
+            return None, self.ca_file
         if not self._passed("issuer-reachable"):
-            return context, "the system trust store"
+            return None, "the system trust store"
         root_url = self.config.issuer_url + profile.ROOT_PATH
         try:
             response = requests.get(root_url, timeout=(CONNECT_TIMEOUT, READ_TIMEOUT), verify=_trust(self.config))
             response.raise_for_status()
             root = x509.load_pem_x509_certificate(response.content)
-            context.load_verify_locations(cadata=root.public_bytes(serialization.Encoding.PEM).decode("ascii"))
-        except (requests.RequestException, ValueError, ssl.SSLError) as exc:
-            return context, f"the system trust store; the issuer's root was not available: {_gist(_reason(exc))}"
-        return context, f"the system trust store and the issuer's root from {root_url}"
+        except (requests.RequestException, ValueError) as exc:
+            return None, f"the system trust store; the issuer's root was not available: {_gist(_reason(exc))}"
+        cadata = root.public_bytes(serialization.Encoding.PEM).decode("ascii")
+        return cadata, f"the system trust store and the issuer's root from {root_url}"
 
-    def _verification_failed(self, exc, where, trust):
-        message = exc.verify_message or exc.reason or str(exc)
-        if exc.verify_code == X509_V_ERR_HOSTNAME_MISMATCH:
-            return Result(
-                FAIL,
-                "tls",
-                f"the certificate served on {where} is not for {self.name} ({message})",
-                f"nginx must serve {self.box.cert_path}: install it in nginx and restart nginx",
-            )
-        if exc.verify_code == X509_V_ERR_CERT_HAS_EXPIRED:
-            return Result(
-                FAIL,
-                "tls",
-                f"the certificate served on {where} has expired",
-                f"{self._run_check_hint()}, then restart nginx",
-            )
-        return Result(
-            FAIL,
-            "tls",
-            f"the certificate served on {where} for {self.name} does not verify: {message} (trusting {trust})",
-            f"nginx must serve the whole chain ({self.box.cert_path}: the leaf, then the issuing CA), and devices "
-            "must trust the issuer's root; to test with that root, give it with --ca-file",
-        )
+    def _tls_fix(self, result):
+        """The core's outcome, fixed on the box: its files, nginx, and the doctor's options."""
+        cert_path = self.box.cert_path
+        return {
+            https_check.CONNECTION_REFUSED: (
+                f"start nginx (it serves {cert_path} on port 443), or give the right port with --port"
+            ),
+            https_check.TIMEOUT: f"check that the box is up and that no firewall drops port {self.port}",
+            https_check.UNREACHABLE: (
+                f"check the box's address (`python -m box_client --state-dir {self.box.state_dir} configure --ip`)"
+            ),
+            https_check.TLS_ERROR: f"nginx must serve HTTPS on port {self.port} with {cert_path} and its key",
+            https_check.NAME_MISMATCH: f"nginx must serve {cert_path}: install it in nginx and restart nginx",
+            https_check.EXPIRED: f"{self._run_check_hint()}, then restart nginx",
+            https_check.EXPIRING_SOON: f"{self._run_check_hint()}, then restart nginx",
+            https_check.TEMPORARY_CERTIFICATE: f"{self._run_check_hint()}, then restart nginx",
+            https_check.NOT_YET_VALID: "set the clocks (NTP) of this machine and of the issuer, then run doctor again",
+            https_check.VERIFY_FAILED: (
+                f"nginx must serve the whole chain ({cert_path}: the leaf, then the issuing CA), and devices "
+                "must trust the issuer's root; to test with that root, give it with --ca-file"
+            ),
+        }.get(result.code, result.fix)
 
 
 # === DNS RESOLUTION ===
@@ -481,7 +415,7 @@ def resolve(name, server=None):
     :return: ("addresses", [ip, ...]) | ("nxdomain", None) | ("no-answer", None) | ("error", text)
     """
     if server is None:
-        return _resolve_system(name)
+        return https_check.resolve_ipv4(name)
     try:  # only doctor --dns needs dnspython: check and configure work without it
         import dns.exception
         import dns.resolver
@@ -504,20 +438,6 @@ def resolve(name, server=None):
     except dns.exception.DNSException as exc:
         return "error", _reason(exc)
     return "addresses", sorted({rdata.address for rdata in answer})
-
-
-def _resolve_system(name):
-    try:
-        infos = socket.getaddrinfo(name, None, socket.AF_INET, socket.SOCK_STREAM)
-    except socket.gaierror as exc:
-        if exc.errno == socket.EAI_NONAME:
-            return "nxdomain", None
-        if exc.errno == getattr(socket, "EAI_NODATA", None):
-            return "no-answer", None
-        return "error", exc.strerror or str(exc)
-    except (UnicodeError, ValueError) as exc:
-        return "error", _reason(exc)
-    return "addresses", sorted({sockaddr[0] for *_rest, sockaddr in infos})
 
 
 def parse_dns_server(value):

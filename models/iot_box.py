@@ -1,3 +1,4 @@
+import datetime
 import hmac
 import ipaddress
 import logging
@@ -7,7 +8,7 @@ import requests
 from odoo import _, api, fields, models
 from odoo.exceptions import UserError, ValidationError
 
-from ..iot_pki import profile, service
+from ..iot_pki import https_check, profile, service
 
 _logger = logging.getLogger(__name__)
 
@@ -16,6 +17,9 @@ LOG_TIMEOUT = (5, 30)  # seconds: connect, read
 LOG_MAX_BYTES = 5 * 1024 * 1024
 BOX_HTTP_PORT = 8069
 BOX_HTTPS_PORT = 443
+HTTPS_CHECK_TIMEOUT = 5  # seconds, for the connection and the handshake each
+HTTPS_STATES = [("unknown", "Not checked"), ("ok", "OK"), ("warning", "Renew soon"), ("error", "Not working")]
+HTTPS_CODES = [(code, code.replace("_", " ").capitalize()) for code in https_check.CODES]
 
 
 class IotBox(models.Model):
@@ -43,6 +47,17 @@ class IotBox(models.Model):
         compute="_compute_last_error_code",
         help="What the box shows after the last certificate request of its database.",
     )
+    # What the last Check HTTPS found, from the Odoo server (stored: the list shows which boxes work).
+    https_state = fields.Selection(
+        HTTPS_STATES, string="HTTPS", required=True, default="unknown", readonly=True, copy=False, index=True
+    )
+    https_code = fields.Selection(HTTPS_CODES, string="HTTPS Outcome", readonly=True, copy=False)
+    https_message = fields.Text(string="HTTPS Check", readonly=True, copy=False)
+    https_fix = fields.Text(string="How to Fix", readonly=True, copy=False)
+    https_checked_at = fields.Datetime(string="HTTPS Checked On", readonly=True, copy=False)
+    https_subject = fields.Char(string="Served Certificate", readonly=True, copy=False)
+    https_not_before = fields.Datetime(string="Served Valid From", readonly=True, copy=False)
+    https_not_after = fields.Datetime(string="Served Valid Until", readonly=True, copy=False)
 
     _sql_constraints = [
         ("identifier_unique", "UNIQUE(identifier)", "Another IoT box has this identifier."),
@@ -86,7 +101,29 @@ class IotBox(models.Model):
                     _("%(ip)s is not a box address: use an IPv4 address or the box's HTTPS host name.", ip=box.ip)
                 )
 
+    # === CRUD ===
+
+    def write(self, vals):
+        # A new address is a new HTTPS name (or none): the last check said nothing about it.
+        moved = self.filtered(lambda box: box.ip != (vals["ip"] or False)) if "ip" in vals else self.browse()
+        result = super().write(vals)
+        if moved:
+            super(IotBox, moved).write(_https_values(None))
+        return result
+
     # === ACTION ===
+
+    def action_check_https(self):
+        """Check the box's HTTPS from the Odoo server as a browser would (DNS, connection, chain,
+        name, validity) and store the outcome and its fix on the box.
+
+        :return: True (the form shows the outcome)
+        """
+        self.ensure_one()
+        result = self._https_check()
+        _logger.info("check https: box %s (%s): %s", self.id, self.ip, result.code)
+        self.write({**_https_values(result), "https_checked_at": fields.Datetime.now()})
+        return True
 
     def action_download_logs(self):
         """Fetch the box's log from the Odoo server, keep it as an attachment, download it.
@@ -112,7 +149,58 @@ class IotBox(models.Model):
             "target": "self",
         }
 
+    # === CRON ===
+
+    @api.model
+    def _cron_https_expiry(self):
+        """Daily: re-judge the stored checks whose served certificate ends within the warning
+        period, by date alone (no connection), so a box's HTTPS does not expire silently."""
+        now = fields.Datetime.now()
+        boxes = self.search(
+            [
+                ("https_state", "in", ("ok", "warning")),
+                ("https_not_before", "!=", False),
+                ("https_not_after", "<", now + https_check.EXPIRY_WARNING),
+            ]
+        )
+        port = self._https_port()
+        for box in boxes:
+            result = https_check.validity_outcome(
+                box.https_subject,
+                _aware(box.https_not_before),
+                _aware(box.https_not_after),
+                now=_aware(now),
+                host=box.ip,
+                port=port,
+            )
+            if (result.code, result.message) != (box.https_code, box.https_message):
+                box.write(_https_values(result))
+        return True
+
     # === BUSINESS ===
+
+    def _https_check(self):
+        """The one place the server checks a box's HTTPS: its name, the box HTTPS port, our
+        root for names in our zone (else the system's roots), an explicit timeout.
+
+        :return: a core ``https_check.HttpsCheck``
+        """
+        if not profile.subject_of_box_host(self.ip):
+            return https_check.no_https_name(self.ip)
+        host = self.ip.strip().lower().rstrip(".")
+        trust = self.env["iot.issuer"]._box_trust_file(host)
+        return https_check.check_https(
+            host,
+            self._https_port(),
+            cafile=trust if isinstance(trust, str) else None,
+            timeout=HTTPS_CHECK_TIMEOUT,
+            resolver_name=_("the Odoo server's resolver"),
+        )
+
+    @api.model
+    def _https_port(self):
+        params = self.env["ir.config_parameter"].sudo()
+        return int(params.get_param("iot_https.box_https_port", BOX_HTTPS_PORT))
 
     def _log_url(self):
         """:return: (url, verify) of the box's log: https through its name, else http on its IP."""
@@ -120,7 +208,7 @@ class IotBox(models.Model):
             raise UserError(_("The IoT box %s has no address yet: start it and connect it first.", self.name))
         params = self.env["ir.config_parameter"].sudo()
         if profile.subject_of_box_host(self.ip):
-            port = int(params.get_param("iot_https.box_https_port", BOX_HTTPS_PORT))
+            port = self._https_port()
             # Names in our zone carry our certificates: verified against our root.
             verify = self.env["iot.issuer"]._box_trust_file(self.ip)
             return f"https://{self.ip}:{port}{LOG_PATH}", verify
@@ -215,6 +303,38 @@ class IotBox(models.Model):
                 self.env["iot.device"].sudo().create({**values, "box_id": self.id, "identifier": identifier})
         for device in existing.values():
             device.connected = False
+
+
+def _https_values(result):
+    """:return: the stored fields of a core ``HttpsCheck`` (None: not checked)."""
+    if result is None:
+        return {
+            "https_state": "unknown",
+            "https_code": False,
+            "https_message": False,
+            "https_fix": False,
+            "https_checked_at": False,
+            "https_subject": False,
+            "https_not_before": False,
+            "https_not_after": False,
+        }
+    return {
+        "https_state": result.severity,
+        "https_code": result.code,
+        "https_message": result.message,
+        "https_fix": result.fix or False,
+        "https_subject": result.subject or False,
+        "https_not_before": _naive_utc(result.not_before),
+        "https_not_after": _naive_utc(result.not_after),
+    }
+
+
+def _naive_utc(moment):
+    return moment.astimezone(datetime.timezone.utc).replace(tzinfo=None) if moment else False
+
+
+def _aware(moment):
+    return moment.replace(tzinfo=datetime.timezone.utc) if moment else None
 
 
 def _is_ipv4(value):

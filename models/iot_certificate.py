@@ -47,4 +47,6 @@ class IotCertificate(models.Model):
         """Daily: record expiry, so no certificate expires silently."""
         expired = self.search([("state", "=", "valid"), ("not_after", "<", fields.Datetime.now())])
         expired.write({"state": "expired"})
+        # And what boxes serve: the last Check HTTPS of each, judged again by date.
+        self.env["iot.box"]._cron_https_expiry()
         return True

@@ -15,7 +15,7 @@ class IotDatabase(models.Model):
     uuid = fields.Char(
         string="Database UUID", required=True, copy=False, help="The db_uuid boxes of this database send."
     )
-    database_type = fields.Selection(DATABASE_TYPES, string="Type", required=True, default="production")
+    database_type = fields.Selection(list(DATABASE_TYPES), string="Type", required=True, default="production")
     subscription_id = fields.Many2one("iot.subscription", index=True, ondelete="restrict")
     subscription_state = fields.Selection(related="subscription_id.state", string="Subscription Status")
     company_id = fields.Many2one("res.company", default=lambda self: self.env.company, index=True)

@@ -16,7 +16,7 @@ class IotSubscription(models.Model):
         help="The enterprise code boxes send with their database UUID.",
     )
     partner_id = fields.Many2one("res.partner", string="Customer", index=True)
-    state = fields.Selection(SUBSCRIPTION_STATES, required=True, default="draft", index=True)
+    state = fields.Selection(list(SUBSCRIPTION_STATES), required=True, default="draft", index=True)
     line_ids = fields.One2many("iot.subscription.line", "subscription_id", string="Lines", copy=True)
     database_ids = fields.One2many("iot.database", "subscription_id", string="Databases")
     has_iot_box_line = fields.Boolean(

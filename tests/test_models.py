@@ -214,3 +214,19 @@ class TestConnectWizard(IotHttpsCase):
         wizard.database_id = self._create_database("db-uuid-nosub")
         self.assertFalse(wizard.pairing_string, "no enterprise code, no pairing string")
         self.assertFalse(wizard.eligible)
+
+
+@tagged("post_install", "-at_install")
+class TestSelections(IotHttpsCase):
+    def test_every_selection_offers_its_values(self):
+        """A selection without options breaks the web client (found by the browser test)."""
+        expected = {
+            "iot.database": {"database_type": {"production", "staging", "development", "duplicate"}},
+            "iot.subscription": {"state": {"draft", "in_progress", "paused", "closed"}},
+        }
+        for model, fields_ in expected.items():
+            described = self.env[model].fields_get(list(fields_))
+            for name, values in fields_.items():
+                self.assertEqual({key for key, _label in described[name]["selection"]}, values, f"{model}.{name}")
+        labels = dict(self.env["iot.subscription"].fields_get(["state"])["state"]["selection"])
+        self.assertEqual(labels["in_progress"], "In Progress")

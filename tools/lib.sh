@@ -77,3 +77,13 @@ ensure_wrk() {
     fi
     command -v wrk >/dev/null || { echo "wrk is needed: apt-get install wrk" >&2; return 1; }
 }
+
+# ensure_chromium: the browser of the Odoo suite's screen tests (Debian's chromium package).
+ensure_chromium() {
+    command -v chromium >/dev/null || command -v chromium-browser >/dev/null || command -v google-chrome >/dev/null && return 0
+    if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+        echo "== installing chromium"
+        apt-get update -qq >/dev/null && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null
+    fi
+    command -v chromium >/dev/null || { echo "chromium is needed for the browser tests: apt-get install chromium" >&2; return 1; }
+}

@@ -29,9 +29,22 @@ for candidate in "$odoo_root/addons" "$odoo_root/odoo/addons"; do
     [ -d "$candidate" ] && addons_path="$addons_path,$candidate"
 done
 
+# pytest-odoo, and websocket-client for Odoo's browser tests, go into .build
+# (never into Odoo's python); both phases find them on PYTHONPATH.
+target=.build/pytest-odoo
+wanted="pytest-odoo>=2.1 websocket-client>=1"
+if [ "$(cat "$target/.stamp" 2>/dev/null)" != "$wanted" ]; then
+    rm -rf "$target"
+    # shellcheck disable=SC2086 # one argument per requirement
+    PYTHONPATH=$ODOO_PYTHONPATH "$ODOO_PY" -m pip install --quiet --disable-pip-version-check \
+        --target "$target" $wanted >.build/pytest-odoo-install.log 2>&1 \
+        && echo "$wanted" >"$target/.stamp"
+fi
+extra_path="$ROOT/$target${ODOO_PYTHONPATH:+:$ODOO_PYTHONPATH}"
+
 # === 1. odoo-bin --test-enable ===
 log=.build/odoo-tests.log
-PYTHONPATH=$ODOO_PYTHONPATH "$ODOO_PY" -c 'import sys, odoo.cli; sys.exit(odoo.cli.main())' \
+PYTHONPATH=$extra_path "$ODOO_PY" -c 'import sys, odoo.cli; sys.exit(odoo.cli.main())' \
     --database="$db" --addons-path="$addons_path" --data-dir="$data_dir" \
     --init=iot_https --without-demo=all --test-enable --test-tags=/iot_https \
     --http-interface=127.0.0.1 --http-port="$(free_port)" --stop-after-init --log-level=test \
@@ -60,17 +73,11 @@ failed=$failures
 
 # === 2. pytest-odoo on the same database ===
 plog=.build/odoo-pytest.log
-target=.build/pytest-odoo
-if [ ! -f "$target/.stamp" ]; then
-    rm -rf "$target"
-    PYTHONPATH=$ODOO_PYTHONPATH "$ODOO_PY" -m pip install --quiet --disable-pip-version-check \
-        --target "$target" 'pytest-odoo>=2.1' >"$plog" 2>&1 && touch "$target/.stamp"
-fi
 if [ "$rc" -eq 0 ] && [ -f "$target/.stamp" ]; then
     conf="$data_dir/odoo.conf"
     printf '[options]\naddons_path = %s\ndata_dir = %s\nhttp_interface = 127.0.0.1\n' "$addons_path" "$data_dir" >"$conf"
     # -c /dev/null and -p no:cacheprovider: pytest-odoo reads no project config and writes nothing here.
-    PYTHONPATH="$ROOT/$target${ODOO_PYTHONPATH:+:$ODOO_PYTHONPATH}" "$ODOO_PY" -m pytest -c /dev/null \
+    PYTHONPATH=$extra_path "$ODOO_PY" -m pytest -c /dev/null \
         -p no:cacheprovider --rootdir "$addons_dir" --odoo-config="$conf" --odoo-database="$db" --odoo-http \
         "$addons_dir/iot_https/tests" >"$plog" 2>&1
     prc=$?
@@ -84,7 +91,7 @@ if [ "$rc" -eq 0 ] && [ -f "$target/.stamp" ]; then
     passed=$((passed + pp))
     failed=$((failed + pf))
 else
-    [ "$rc" -eq 0 ] && tail -n 20 "$plog"  # the pip install's output
+    [ "$rc" -eq 0 ] && tail -n 20 .build/pytest-odoo-install.log
     echo "pytest-odoo: not run (the odoo-bin phase failed, or pytest-odoo could not be installed)"
     failed=$((failed + 1))
 fi
