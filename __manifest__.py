@@ -26,6 +26,7 @@
     },
     "post_init_hook": "_post_init_hook",
     "post_load": "_post_load",
+    "images": ["static/description/iot_https_screenshot.png"],
     "application": True,
     "development_status": "Alpha",
 }

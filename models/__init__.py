@@ -1,4 +1,5 @@
 from . import (
+    codes_i18n,
     iot_box,
     iot_certificate,
     iot_database,

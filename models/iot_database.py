@@ -43,6 +43,7 @@ class IotDatabase(models.Model):
             database.refusal_reason = decision.reason or False
 
     @api.depends("eligible", "refusal_reason")
+    @api.depends_context("lang")
     def _compute_eligibility_message(self):
         for database in self:
             if database.eligible:
@@ -50,8 +51,9 @@ class IotDatabase(models.Model):
                 database.eligibility_fix = False
             else:
                 refusal = codes.REFUSALS[database.refusal_reason or codes.NO_SUBSCRIPTION]
-                database.eligibility_message = refusal.meaning
-                database.eligibility_fix = refusal.fix
+                # The catalogue's texts are registered for translation in codes_i18n.py.
+                database.eligibility_message = _(refusal.meaning)
+                database.eligibility_fix = _(refusal.fix)
 
     def _compute_certificate_count(self):
         counts = dict(

@@ -5,6 +5,7 @@ from . import (
     test_core_in_odoo,
     test_download_logs,
     test_hardening,
+    test_i18n,
     test_models,
     test_neutralize,
     test_setup,

@@ -13,7 +13,10 @@ from odoo.tests.common import ChromeBrowser
 from .common import IotHttpsHttpCase
 from .test_download_logs import _FakeBoxHandler
 
-SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
+ADDON = Path(__file__).resolve().parent.parent
+SCREENSHOTS = ADDON / "docs" / "screenshots"
+# The app store's image (the manifest's "images"): the box form, from the same run.
+STORE_IMAGE = ADDON / "static" / "description" / "iot_https_screenshot.png"
 BOX_LOG = b"2026-11-27 08:00:01 INFO hw_drivers: HTTPS certificate loaded\n"
 
 
@@ -121,6 +124,8 @@ class TestScreens(IotHttpsHttpCase):
                 png = base64.b64decode(shot["data"])
                 self.assertTrue(png.startswith(b"\x89PNG"), name)
                 (SCREENSHOTS / f"{name}.png").write_bytes(png)
+                if name == "box-form":
+                    STORE_IMAGE.write_bytes(png)
             finally:
                 browser.stop()
                 self._wait_remaining_requests()
