@@ -10,13 +10,18 @@ import re
 import shlex
 import shutil
 import signal
+import socket
+import ssl
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 import requests
+
+from iot_pki import profile
 
 ROOT = Path(__file__).resolve().parent.parent
 PUBLIC_ZONE = "iot.example.com"
@@ -112,6 +117,58 @@ def find_odoo():
     return (python, source, odoo_root) if major == 17 else None
 
 
+# === LOOPBACK HELPERS ===
+
+
+def closed_port():
+    """A loopback port nothing listens on."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+class TlsServer:
+    """What nginx does on a box: Python's ssl serving a chain and its key on 127.0.0.1:<free port>.
+    Bounded: it stops after 60 s, or at ``stop()``."""
+
+    def __init__(self, chain_path, key_path):
+        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        self.context.load_cert_chain(str(chain_path), str(key_path))
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.sock.settimeout(0.1)
+        self.port = self.sock.getsockname()[1]
+        self.handshakes = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._serve, daemon=True)
+        self._thread.start()
+
+    def _serve(self):
+        deadline = time.monotonic() + 60
+        while not self._stop.is_set() and time.monotonic() < deadline:
+            try:
+                conn, _peer = self.sock.accept()
+            except TimeoutError:
+                continue
+            conn.settimeout(5)
+            try:
+                with self.context.wrap_socket(conn, server_side=True):
+                    self.handshakes += 1
+            except OSError:  # the client refused the certificate
+                conn.close()
+
+    def wait_for_handshakes(self, count):
+        """:return: whether ``count`` handshakes completed on the server's side (it ends them after the client)."""
+        deadline = time.monotonic() + 5
+        while self.handshakes < count and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return self.handshakes == count
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(timeout=5)
+        self.sock.close()
+
+
 # === PROCESSES ===
 
 
@@ -135,6 +192,25 @@ def mock_issuer(data_dir, *args, **kwargs):
 
 def box(state_dir, *args, **kwargs):
     return run_module("box_client", "--state-dir", state_dir, *args, **kwargs)
+
+
+def issuer_list(data_dir):
+    """``python -m mock_issuer list``: (certificate rows, request rows), each row split on blanks."""
+    result = mock_issuer(data_dir, "list")
+    assert result.returncode == 0, result.stderr
+    sections, current = {}, None
+    for line in result.stdout.splitlines():
+        if not line.startswith(" "):
+            current = sections.setdefault(line.rstrip(":"), [])
+        else:
+            current.append(line.split())
+    return sections["certificates"], sections["requests"]
+
+
+def expected_subject(data_dir, db_uuid):
+    """The wildcard subject the issuer in ``data_dir`` gives ``db_uuid``, computed from its label key."""
+    label_key = bytes.fromhex((Path(data_dir) / "ca" / "label.key").read_text().strip())
+    return f"*.{profile.database_label(label_key, db_uuid)}.{PUBLIC_ZONE}"
 
 
 def register(data_dir, db_uuid, code, database_type="production", state="in_progress", line=True):

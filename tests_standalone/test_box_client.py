@@ -11,12 +11,20 @@ import ipaddress
 import json
 import os
 import re
-import socket
 from pathlib import Path
 
 import pytest
 import requests
-from conftest import PUBLIC_ZONE, box, first_pem, mock_issuer, pem_blocks, pkilint_findings, register
+from conftest import (
+    box,
+    closed_port,
+    expected_subject,
+    first_pem,
+    issuer_list,
+    pem_blocks,
+    pkilint_findings,
+    register,
+)
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -72,26 +80,6 @@ def error_details(result, code):
     return lines[1:-2]
 
 
-def issuer_list(data_dir):
-    """``python -m mock_issuer list``: (certificate rows, request rows), each row split on blanks."""
-    result = mock_issuer(data_dir, "list")
-    assert result.returncode == 0, result.stderr
-    sections = {}
-    current = None
-    for line in result.stdout.splitlines():
-        if not line.startswith(" "):
-            current = sections.setdefault(line.rstrip(":"), [])
-        else:
-            current.append(line.split())
-    return sections["certificates"], sections["requests"]
-
-
-def expected_subject(data_dir, db_uuid=UUID):
-    """The wildcard subject the issuer gives ``db_uuid``, computed from its label key."""
-    label_key = bytes.fromhex((Path(data_dir) / "ca" / "label.key").read_text().strip())
-    return f"*.{profile.database_label(label_key, db_uuid)}.{PUBLIC_ZONE}"
-
-
 def fmt(moment):
     return moment.astimezone(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
@@ -144,13 +132,6 @@ def self_signed(common_name, not_after, not_before=None, ip_san=None):
 
 def write_certificate(path, certificate):
     Path(path).write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
-
-
-def closed_port():
-    """A loopback port nothing listens on."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def get(issuer, path):
@@ -397,7 +378,7 @@ def test_ok_installs_leaf_and_intermediate_with_a_private_key(tmp_path, issuer_d
     pair(state_dir, issuer.url)
     result = check(state_dir)
     leaf, chain_pem, key_pem = installed(state_dir)
-    subject = expected_subject(issuer_data)
+    subject = expected_subject(issuer_data, UUID)
     assert keys.common_name(leaf) == subject
     assert_ok(result, leaf)
     assert re.fullmatch(rf"OK \S+ valid from {TIME} until {TIME} https://10-0-0-5\.[a-z2-7]{{16}}\.iot\.example\.com",
@@ -478,7 +459,7 @@ def test_refresh_of_an_existing_certificate(tmp_path, issuer_data, issuer):
         assert_ok(result, leaf)
         if refreshed:
             issued += 1
-            assert keys.common_name(leaf) == expected_subject(issuer_data), name
+            assert keys.common_name(leaf) == expected_subject(issuer_data, UUID), name
             assert len(pem_blocks(chain_pem)) == 2 and key_pem != old_files[2], name
         else:
             assert (leaf, chain_pem, key_pem) == old_files, f"{name}: more than 10 days left, the certificate is kept"
@@ -500,7 +481,7 @@ def test_subscription_line_added_after_connecting_the_box(tmp_path, issuer_data,
     result = check(state_dir)
     leaf = installed(state_dir)[0]
     assert_ok(result, leaf)
-    assert keys.common_name(leaf) == expected_subject(issuer_data)
+    assert keys.common_name(leaf) == expected_subject(issuer_data, UUID)
     assert issuer.process.poll() is None, "the issuer was not restarted"
     assert len(re.findall(r"serving https?://", issuer.log())) == 1
     _certificates, requests_seen = issuer_list(issuer_data)
@@ -522,7 +503,7 @@ def test_csr_mode_keeps_the_key_on_the_box(tmp_path, issuer_data, issuer):
     check_result = check(state_dir)
     leaf, chain_pem, key_pem = installed(state_dir)
     assert_ok(check_result, leaf)
-    assert keys.common_name(leaf) == expected_subject(issuer_data)
+    assert keys.common_name(leaf) == expected_subject(issuer_data, UUID)
     assert len(pem_blocks(chain_pem)) == 2
     private_key = keys.load_private_key_pem(key_pem)
     assert spki(private_key.public_key()) == spki(leaf.public_key())
@@ -555,7 +536,7 @@ def test_csr_answer_carries_no_private_key(issuer_data, issuer):
     assert "PRIVATE KEY" not in response.text
     leaf = x509.load_pem_x509_certificate(first_pem(result["x509_pem"]).encode())
     assert spki(leaf.public_key()) == spki(private_key.public_key())
-    assert result["subject_cn"] == keys.common_name(leaf) == expected_subject(issuer_data)
+    assert result["subject_cn"] == keys.common_name(leaf) == expected_subject(issuer_data, UUID)
     # Legacy mode, for contrast: the stock box needs the key in the answer.
     legacy = issuer.request_certificate(UUID, CODE).json()["result"]
     assert set(legacy) == {"x509_pem", "subject_cn", "private_key_pem"}
@@ -683,4 +664,4 @@ def test_https_issuer_trusted_through_ca_bundle(tmp_path, issuer_data, https_iss
     )
     leaf = installed(state_dir)[0]
     assert_ok(check_result, leaf)
-    assert keys.common_name(leaf) == expected_subject(issuer_data)
+    assert keys.common_name(leaf) == expected_subject(issuer_data, UUID)

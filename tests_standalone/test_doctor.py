@@ -11,7 +11,6 @@ import datetime
 import http.server
 import re
 import socket
-import ssl
 import threading
 import time
 from pathlib import Path
@@ -23,7 +22,7 @@ import dns.rdatatype
 import dns.rrset
 import pytest
 import requests
-from conftest import box, mock_issuer, register
+from conftest import TlsServer, box, closed_port, expected_subject, issuer_list, mock_issuer, register
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -84,30 +83,6 @@ def snapshot(state_dir):
         for path in sorted(Path(state_dir).rglob("*"))
         if path.is_file()
     }
-
-
-def issuer_list(data_dir):
-    """``python -m mock_issuer list``: (certificate rows, request rows), each row split on blanks."""
-    result = mock_issuer(data_dir, "list")
-    assert result.returncode == 0, result.stderr
-    sections, current = {}, None
-    for line in result.stdout.splitlines():
-        if not line.startswith(" "):
-            current = sections.setdefault(line.rstrip(":"), [])
-        else:
-            current.append(line.split())
-    return sections["certificates"], sections["requests"]
-
-
-def expected_subject(data_dir, db_uuid=UUID):
-    label_key = bytes.fromhex((Path(data_dir) / "ca" / "label.key").read_text().strip())
-    return f"*.{profile.database_label(label_key, db_uuid)}.iot.example.com"
-
-
-def closed_port():
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def self_signed(common_name, days=2, not_before=None, dns_name=None):
@@ -176,41 +151,6 @@ class DnsServer:
         self.sock.close()
 
 
-class TlsServer:
-    """What nginx does on a box: Python's ssl serving a chain and its key on 127.0.0.1:<free port>.
-    Bounded: it stops after 60 s, or at ``stop()``."""
-
-    def __init__(self, chain_path, key_path):
-        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self.context.load_cert_chain(chain_path, key_path)
-        self.sock = socket.create_server(("127.0.0.1", 0))
-        self.sock.settimeout(0.1)
-        self.port = self.sock.getsockname()[1]
-        self.handshakes = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-
-    def _serve(self):
-        deadline = time.monotonic() + 60
-        while not self._stop.is_set() and time.monotonic() < deadline:
-            try:
-                conn, _peer = self.sock.accept()
-            except TimeoutError:
-                continue
-            conn.settimeout(5)
-            try:
-                with self.context.wrap_socket(conn, server_side=True):
-                    self.handshakes += 1
-            except OSError:  # the client refused our certificate
-                conn.close()
-
-    def stop(self):
-        self._stop.set()
-        self._thread.join(timeout=5)
-        self.sock.close()
-
-
 @pytest.fixture
 def dns_server():
     server = DnsServer()
@@ -241,7 +181,7 @@ def certified_box(tmp_path, issuer_data, issuer):
     pair(state_dir, issuer.url)
     result = box(state_dir, "check")
     assert result.returncode == 0 and result.stdout.startswith("OK "), result.stdout
-    return state_dir, profile.box_hostname(IP, expected_subject(issuer_data))
+    return state_dir, profile.box_hostname(IP, expected_subject(issuer_data, UUID))
 
 
 # === SERVER, CREDENTIALS ===
@@ -437,7 +377,7 @@ def test_eligible_without_certificate_says_run_check_and_installs_nothing(tmp_pa
     register(issuer_data, UUID, CODE)
     state_dir = tmp_path / "box"
     pair(state_dir, issuer.url)
-    subject = expected_subject(issuer_data)
+    subject = expected_subject(issuer_data, UUID)
     name = profile.box_hostname(IP, subject)
     dns_server.records[name] = IP
     before = snapshot(state_dir)
@@ -463,7 +403,7 @@ def test_eligible_without_certificate_says_run_check_and_installs_nothing(tmp_pa
 
 def test_certificate_states(tmp_path, issuer_data, issuer, dns_server):
     register(issuer_data, UUID, CODE)
-    subject = expected_subject(issuer_data)
+    subject = expected_subject(issuer_data, UUID)
     now = keys.utcnow()
     cases = {
         # case: (certificate CN, days left, not before; status, start of the line)

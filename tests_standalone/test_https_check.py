@@ -9,14 +9,13 @@ traffic is on the loopback interface.
 import dataclasses
 import datetime
 import socket
-import ssl
 import subprocess
 import sys
 import threading
 import time
 
 import pytest
-from conftest import PUBLIC_URL, PUBLIC_ZONE, ROOT
+from conftest import PUBLIC_URL, PUBLIC_ZONE, ROOT, TlsServer, closed_port
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes
 from cryptography.x509.oid import NameOID
@@ -80,50 +79,6 @@ def self_signed(common_name):
     return keys.certificate_pem(certificate), key
 
 
-class TlsServer:
-    """nginx on a box: ssl serving ``chain_pem`` and ``key`` on 127.0.0.1; bounded to 60 s."""
-
-    def __init__(self, folder, chain_pem, key):
-        chain_file, key_file = folder / "chain.pem", folder / "key.pem"
-        chain_file.write_text(chain_pem)
-        key_file.write_text(keys.private_key_pem(key))
-        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self.context.load_cert_chain(str(chain_file), str(key_file))
-        self.sock = socket.create_server((IP, 0))
-        self.sock.settimeout(0.1)
-        self.port = self.sock.getsockname()[1]
-        self.handshakes = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-
-    def _serve(self):
-        deadline = time.monotonic() + 60
-        while not self._stop.is_set() and time.monotonic() < deadline:
-            try:
-                conn, _peer = self.sock.accept()
-            except TimeoutError:
-                continue
-            conn.settimeout(5)
-            try:
-                with self.context.wrap_socket(conn, server_side=True):
-                    self.handshakes += 1
-            except OSError:  # the client refused the certificate
-                conn.close()
-
-    def wait_for_handshakes(self, count):
-        """:return: whether ``count`` handshakes completed on the server's side (it ends them after the client)."""
-        deadline = time.monotonic() + 5
-        while self.handshakes < count and time.monotonic() < deadline:
-            time.sleep(0.01)
-        return self.handshakes == count
-
-    def stop(self):
-        self._stop.set()
-        self._thread.join(timeout=5)
-        self.sock.close()
-
-
 @pytest.fixture
 def serve(tmp_path):
     servers = []
@@ -131,7 +86,10 @@ def serve(tmp_path):
     def start(chain_pem, key):
         folder = tmp_path / f"server{len(servers)}"
         folder.mkdir()
-        servers.append(TlsServer(folder, chain_pem, key))
+        chain_file, key_file = folder / "chain.pem", folder / "key.pem"
+        chain_file.write_text(chain_pem)
+        key_file.write_text(keys.private_key_pem(key))
+        servers.append(TlsServer(chain_file, key_file))
         return servers[-1]
 
     yield start
@@ -162,12 +120,6 @@ def check(*args, **kwargs):
 
 def no_connection(address, *_args, **_kwargs):
     pytest.fail(f"{address} was contacted")
-
-
-def closed_port():
-    with socket.socket() as sock:
-        sock.bind((IP, 0))
-        return sock.getsockname()[1]
 
 
 def host_of(subject, ip=IP):

@@ -11,12 +11,11 @@ stock box only speaks HTTPS to it.
 import datetime
 import json
 import os
-import socket
 import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import find_odoo, mock_issuer, pem_blocks, register
+from conftest import closed_port, find_odoo, mock_issuer, pem_blocks, register
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -198,13 +197,6 @@ def issued_certificates(data_dir):
     assert result.returncode == 0, result.stderr
     lines = result.stdout.split("requests:", 1)[0].split("certificates:", 1)[1].splitlines()
     return [line.strip() for line in lines if line.strip()]
-
-
-def closed_port():
-    """A loopback port nothing listens on."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def assert_nothing_installed(box):
