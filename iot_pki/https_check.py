@@ -12,14 +12,20 @@ When verification fails, a second handshake that verifies nothing reads what the
 only to say what it is (the temporary self-signed certificate, the name it is for, its dates):
 nothing is sent over it and its outcome is never OK.
 
+Texts: each outcome names a message and a fix (``MESSAGES``/``FIXES``: English templates with
+``%(name)s`` placeholders) and carries the parameters; ``message`` and ``fix`` render them in
+English. The addon stores the keys and parameters and renders them in the reader's language
+(the templates are registered for translation in ``models/core_i18n.py``).
+
 Standard library and ``cryptography`` only; no Odoo.
 """
 
 import datetime
 import ipaddress
+import re
 import socket
 import ssl
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 
 from cryptography import x509
 
@@ -29,8 +35,10 @@ DEFAULT_PORT = 443
 DEFAULT_TIMEOUT = 5  # seconds, for the connection and the handshake each
 TEMPORARY_CN = "OdooTempIoTBoxCertificate"  # what a stock box serves before it has a certificate
 EXPIRY_WARNING = datetime.timedelta(days=10)  # a stock box renews within 10 days of expiry
-GOOGLE_DNS = "Google DNS (8.8.8.8 and 8.8.4.4)"
 SYSTEM_RESOLVER = "the system resolver"
+NO_ADDRESS = "no address"  # a DNS answer without an A record
+# Parameter values that are words, not facts: the addon translates them too.
+PHRASES = (SYSTEM_RESOLVER, NO_ADDRESS)
 
 # OpenSSL verification errors (X509_V_ERR_*) worth their own outcome.
 _CERT_NOT_YET_VALID = 9
@@ -76,18 +84,105 @@ CODES = (
 )
 
 
+# === TEXTS (English templates; the addon translates them) ===
+
+_GOOGLE_DNS = "Google DNS (8.8.8.8 and 8.8.4.4)"
+_ELIGIBILITY = (
+    "the database must be eligible (production, subscription In Progress with an IoT box line); then restart "
+    "the box or refresh its homepage"
+)
+
+MESSAGES = {
+    "ca_file_unreadable": "cannot read the CA file %(cafile)s: %(reason)s",
+    "roots_unreadable": "cannot read the roots: %(reason)s",
+    "tls_error": "TLS handshake with %(where)s failed: %(reason)s",
+    "connection_refused": "connection to %(where)s refused: nothing serves HTTPS there",
+    "timeout": "no answer from %(where)s within %(timeout)s s",
+    "unreachable": "cannot connect to %(where)s: %(reason)s",
+    "name_mismatch": "the certificate served on %(where)s is not for %(host)s (%(detail)s)",
+    "name_mismatch_subject": "the certificate served on %(where)s is not for %(host)s (%(detail)s): it is for "
+    "%(subject)s",
+    "expired": "the certificate served on %(where)s expired",
+    "expired_on": "the certificate served on %(where)s expired on %(not_after)s",
+    "not_yet_valid": "the certificate served on %(where)s is not valid yet",
+    "not_yet_valid_from": "the certificate served on %(where)s is not valid yet (valid from %(not_before)s)",
+    "verify_failed": "the certificate served on %(where)s for %(host)s does not verify: %(detail)s",
+    "temporary_certificate": "%(where)s serves the temporary self-signed certificate %(subject)s: the box has no "
+    "certificate from the issuer yet",
+    "expiring_soon": "https://%(host)s:%(port)s works, but %(subject)s expires on %(not_after)s (%(days)s days left)",
+    "expiring_soon_one_day": "https://%(host)s:%(port)s works, but %(subject)s expires on %(not_after)s (1 day left)",
+    "expiring_soon_today": "https://%(host)s:%(port)s works, but %(subject)s expires on %(not_after)s (less than "
+    "a day left)",
+    "ok": "https://%(host)s:%(port)s verified: %(subject)s valid from %(not_before)s until %(not_after)s",
+    "ok_tls": "https://%(host)s:%(port)s verified (%(tls_version)s): %(subject)s valid from %(not_before)s until "
+    "%(not_after)s",
+    "no_address": "the box has not registered an address yet",
+    "ip_address_only": "the box registered with its IP address %(address)s: it has no HTTPS name yet (it registers "
+    "with its HTTPS name once it has a certificate)",
+    "dns_elsewhere": "%(host)s resolves to %(addresses)s (%(resolver)s), not to the box's address %(expected)s: "
+    "the name points elsewhere (a local DNS record or a DNS override on the router?)",
+    "dns_rebinding": "%(host)s does not resolve (%(answer)s from %(resolver)s): the router or DNS server blocks "
+    "public names that resolve to private addresses such as %(expected)s (DNS rebinding protection); browsers "
+    "show DNS_PROBE_FINISHED_NXDOMAIN and the homepage opens by IP address but not by name",
+    "dns_rebinding_any": "%(host)s does not resolve (%(answer)s from %(resolver)s): the router or DNS server blocks "
+    "public names that resolve to private addresses (DNS rebinding protection); browsers show "
+    "DNS_PROBE_FINISHED_NXDOMAIN and the homepage opens by IP address but not by name",
+    "dns_unresolved": "%(host)s does not resolve (%(answer)s from %(resolver)s)",
+    "dns_error": "%(resolver)s gave no answer for %(host)s: %(detail)s",
+}
+
+FIXES = {
+    "give_ca_file": "give a PEM file of CA certificates",
+    "serve_https": "the box must serve HTTPS on port %(port)s with its certificate and key (nginx on a box); restart "
+    "the box",
+    "start_box": "start the box (its nginx serves HTTPS on port %(port)s), or check the port",
+    "reach_box": "check that the box is on and reachable from here, and that no firewall drops port %(port)s",
+    "check_box_network": "check the box's address and that this machine can reach the box's network",
+    "serve_own_name": "the box must serve the certificate of its own name %(host)s (its nginx certificate): restart "
+    "the box; if its address changed, it registers again with its new name",
+    "renew": "the box renews its certificate when it restarts or its homepage opens: restart it; if it keeps this "
+    "certificate, the error code on its homepage says why the issuer refuses",
+    "set_clock": "set the clock (NTP) of the machine checking, or of the issuer if it is the one behind",
+    "serve_chain": "the box must serve the whole chain (its certificate, then the issuing CA), and the devices that "
+    "use it must trust the issuer's root (IoT > Certificates: the root is at /odoo-enterprise/iot/ca.pem)",
+    "get_certificate": "the box's homepage shows why it has no certificate (error code); " + _ELIGIBILITY,
+    "connect_box": "start the box and connect it to the database (IoT > Connect a box)",
+    "remove_dns_override": "remove the override so that the name resolves to %(expected)s, or use "
+    + _GOOGLE_DNS
+    + " on the router or on each device",
+    "use_public_dns": "if the router allows manual DNS, set it to "
+    + _GOOGLE_DNS
+    + "; if not, set "
+    + _GOOGLE_DNS
+    + " on each device that uses the box (payment terminals usually need no change)",
+    "fix_zone": "the issuer's DNS zone must answer %(host)s with %(expected)s; ask its operator, or use " + _GOOGLE_DNS,
+    "check_dns": "check the DNS server and the network of the machine checking, then check again",
+}
+
+
+def render(template, params):
+    """A template of ``MESSAGES``/``FIXES`` with its parameters, in English."""
+    return template % params if params else template
+
+
+# === THE OUTCOME ===
+
+
 @dataclass(frozen=True)
 class HttpsCheck:
     """The outcome of a check: a stable ``code``, what was found and what to do.
 
+    ``message_key`` and ``fix_key`` name the texts (``MESSAGES``, ``FIXES``; no fix when OK) and
+    ``params`` fills them (str and numbers only: the addon stores it as JSON).
     ``address`` is the address connected to (or that the name resolved to); ``subject``,
     ``not_before``, ``not_after`` (aware UTC) and ``served_der`` describe the certificate the box
     served, when one was read; ``detail`` is the low-level reason (OpenSSL, resolver, errno).
     """
 
     code: str
-    message: str
-    fix: str = ""
+    message_key: str
+    fix_key: str = ""
+    params: dict = field(default_factory=dict)
     host: str = ""
     port: int = DEFAULT_PORT
     address: str | None = None
@@ -99,6 +194,16 @@ class HttpsCheck:
     detail: str = ""
 
     @property
+    def message(self):
+        """What was found, in English."""
+        return render(MESSAGES[self.message_key], self.params)
+
+    @property
+    def fix(self):
+        """What to do, in English ("" when there is nothing to do)."""
+        return render(FIXES[self.fix_key], self.params) if self.fix_key else ""
+
+    @property
     def ok(self):
         return self.code == OK
 
@@ -106,6 +211,27 @@ class HttpsCheck:
     def severity(self):
         """``ok``, ``warning`` (works, renew it) or ``error`` (does not work)."""
         return {OK: "ok", EXPIRING_SOON: "warning"}.get(self.code, "error")
+
+
+def _outcome(code, message_key, fix_key="", params=None, **facts):
+    """An ``HttpsCheck`` whose texts are filled from its facts (host, port, address, subject,
+    dates, detail) and from ``params``."""
+    where = facts.get("address") or facts.get("host", "")
+    port = facts.get("port", DEFAULT_PORT)
+    known = {
+        "host": facts.get("host", ""),
+        "port": port,
+        "where": f"{where}:{port}",
+        "address": facts.get("address") or "",
+        "subject": facts.get("subject") or "",
+        "detail": facts.get("detail", ""),
+        "not_before": fmt(facts["not_before"]) if facts.get("not_before") else "",
+        "not_after": fmt(facts["not_after"]) if facts.get("not_after") else "",
+        **(params or {}),
+    }
+    # Keep only what the two texts use: the stored parameters stay small and meaningful.
+    used = set(re.findall(r"%\((\w+)\)s", MESSAGES[message_key] + (FIXES[fix_key] if fix_key else "")))
+    return HttpsCheck(code, message_key, fix_key, {k: v for k, v in known.items() if k in used}, **facts)
 
 
 # === THE CHECK ===
@@ -138,10 +264,11 @@ def check_https(
     try:
         context = trust_context(cafile, cadata)
     except (OSError, ValueError) as exc:
-        return HttpsCheck(
+        return _outcome(
             CA_UNREADABLE,
-            f"cannot read the CA file {cafile}: {_reason(exc)}" if cafile else f"cannot read the roots: {_reason(exc)}",
-            "give a PEM file of CA certificates",
+            "ca_file_unreadable" if cafile else "roots_unreadable",
+            "give_ca_file",
+            {"cafile": cafile or "", "reason": _reason(exc)},
             host=host,
             port=port,
             detail=_reason(exc),
@@ -154,7 +281,6 @@ def check_https(
         expected = box_address(host)
         address = expected if expected in detail else detail[0]
 
-    where = f"{address}:{port}"
     facts = {"host": host, "port": port, "address": address}
     try:
         served_der, version = _handshake(address, port, host, context, timeout)
@@ -162,36 +288,14 @@ def check_https(
         return _verification_failed(exc, facts, timeout, now)
     except ssl.SSLError as exc:
         reason = exc.reason or str(exc)
-        return HttpsCheck(
-            TLS_ERROR,
-            f"TLS handshake with {where} failed: {reason}",
-            f"the box must serve HTTPS on port {port} with its certificate and key (nginx on a box); restart the box",
-            detail=reason,
-            **facts,
-        )
+        return _outcome(TLS_ERROR, "tls_error", "serve_https", {"reason": reason}, detail=reason, **facts)
     except ConnectionRefusedError:
-        return HttpsCheck(
-            CONNECTION_REFUSED,
-            f"connection to {where} refused: nothing serves HTTPS there",
-            f"start the box (its nginx serves HTTPS on port {port}), or check the port",
-            **facts,
-        )
+        return _outcome(CONNECTION_REFUSED, "connection_refused", "start_box", **facts)
     except TimeoutError:
-        return HttpsCheck(
-            TIMEOUT,
-            f"no answer from {where} within {timeout} s",
-            f"check that the box is on and reachable from here, and that no firewall drops port {port}",
-            **facts,
-        )
+        return _outcome(TIMEOUT, "timeout", "reach_box", {"timeout": timeout}, **facts)
     except OSError as exc:
         reason = exc.strerror or str(exc)
-        return HttpsCheck(
-            UNREACHABLE,
-            f"cannot connect to {where}: {reason}",
-            "check the box's address and that this machine can reach the box's network",
-            detail=reason,
-            **facts,
-        )
+        return _outcome(UNREACHABLE, "unreachable", "check_box_network", {"reason": reason}, detail=reason, **facts)
     served = x509.load_der_x509_certificate(served_der)
     return validity_outcome(
         keys.common_name(served),
@@ -238,65 +342,28 @@ def _served_certificate(address, port, host, timeout):
 
 def _verification_failed(exc, facts, timeout, now):
     detail = exc.verify_message or exc.reason or str(exc)
-    host, port, address = facts["host"], facts["port"], facts["address"]
-    where = f"{address}:{port}"
-    served, served_der = _served_certificate(address, port, host, timeout)
-    subject, read = None, {}
+    served, served_der = _served_certificate(facts["address"], facts["port"], facts["host"], timeout)
+    subject = None
     if served is not None:
         subject = keys.common_name(served)
-        read = {
+        facts = {
+            **facts,
             "subject": subject,
             "not_before": keys.not_valid_before(served),
             "not_after": keys.not_valid_after(served),
             "served_der": served_der,
         }
-    facts = {**facts, **read, "detail": detail}
+    facts = {**facts, "detail": detail}
     if subject == TEMPORARY_CN:
-        return _temporary(where, facts)
+        return _outcome(TEMPORARY_CERTIFICATE, "temporary_certificate", "get_certificate", **facts)
     if exc.verify_code in _NAME_MISMATCH:
-        found = f"the certificate served on {where} is not for {host} ({detail})"
-        return HttpsCheck(
-            NAME_MISMATCH,
-            f"{found}: it is for {subject}" if subject else found,
-            f"the box must serve the certificate of its own name {host} (its nginx certificate): restart the box; "
-            "if its address changed, it registers again with its new name",
-            **facts,
-        )
+        message = "name_mismatch_subject" if subject else "name_mismatch"
+        return _outcome(NAME_MISMATCH, message, "serve_own_name", **facts)
     if exc.verify_code == _CERT_HAS_EXPIRED:
-        since = f" on {fmt(read['not_after'])}" if read else ""
-        return HttpsCheck(EXPIRED, f"the certificate served on {where} expired{since}", _RENEW_FIX, **facts)
+        return _outcome(EXPIRED, "expired_on" if served else "expired", "renew", **facts)
     if exc.verify_code == _CERT_NOT_YET_VALID:
-        since = f" (valid from {fmt(read['not_before'])})" if read else ""
-        return HttpsCheck(
-            NOT_YET_VALID,
-            f"the certificate served on {where} is not valid yet{since}",
-            "set the clock (NTP) of the machine checking, or of the issuer if it is the one behind",
-            **facts,
-        )
-    return HttpsCheck(
-        VERIFY_FAILED,
-        f"the certificate served on {where} for {host} does not verify: {detail}",
-        "the box must serve the whole chain (its certificate, then the issuing CA), and the devices that use it "
-        "must trust the issuer's root (IoT > Certificates: the root is at /odoo-enterprise/iot/ca.pem)",
-        **facts,
-    )
-
-
-_RENEW_FIX = (
-    "the box renews its certificate when it restarts or its homepage opens: restart it; if it keeps this "
-    "certificate, the error code on its homepage says why the issuer refuses"
-)
-
-
-def _temporary(where, facts):
-    return HttpsCheck(
-        TEMPORARY_CERTIFICATE,
-        f"{where} serves the temporary self-signed certificate {TEMPORARY_CN}: the box has no certificate "
-        "from the issuer yet",
-        "the box's homepage shows why (error code); the database must be eligible (production, subscription "
-        "In Progress with an IoT box line); then restart the box or refresh its homepage",
-        **facts,
-    )
+        return _outcome(NOT_YET_VALID, "not_yet_valid_from" if served else "not_yet_valid", "set_clock", **facts)
+    return _outcome(VERIFY_FAILED, "verify_failed", "serve_chain", **facts)
 
 
 def validity_outcome(subject, not_before, not_after, now=None, **facts):
@@ -307,51 +374,26 @@ def validity_outcome(subject, not_before, not_after, now=None, **facts):
     :return: an ``HttpsCheck``
     """
     now = now or keys.utcnow()
-    host, port = facts.get("host", ""), facts.get("port", DEFAULT_PORT)
-    where = f"{facts.get('address') or host}:{port}"
     facts = {**facts, "subject": subject, "not_before": not_before, "not_after": not_after}
-    validity = f"{subject} valid from {fmt(not_before)} until {fmt(not_after)}"
     if subject == TEMPORARY_CN:
-        return _temporary(where, facts)
+        return _outcome(TEMPORARY_CERTIFICATE, "temporary_certificate", "get_certificate", **facts)
     if now > not_after:
-        found = f"the certificate served on {where} expired on {fmt(not_after)}"
-        return HttpsCheck(EXPIRED, found, _RENEW_FIX, **facts)
+        return _outcome(EXPIRED, "expired_on", "renew", **facts)
     if now < not_before:
-        return HttpsCheck(
-            NOT_YET_VALID,
-            f"the certificate served on {where} is not valid yet (valid from {fmt(not_before)})",
-            "set the clock (NTP) of the machine checking, or of the issuer if it is the one behind",
-            **facts,
-        )
+        return _outcome(NOT_YET_VALID, "not_yet_valid_from", "set_clock", **facts)
     if not_after - now < EXPIRY_WARNING:
         days = (not_after - now).days
-        return HttpsCheck(
-            EXPIRING_SOON,
-            f"https://{host}:{port} works, but {subject} expires on {fmt(not_after)} "
-            f"({days} day{'s' if days != 1 else ''} left)",
-            _RENEW_FIX,
-            **facts,
-        )
-    version = f" ({facts['tls_version']})" if facts.get("tls_version") else ""
-    return HttpsCheck(OK, f"https://{host}:{port} verified{version}: {validity}", **facts)
+        message = {0: "expiring_soon_today", 1: "expiring_soon_one_day"}.get(days, "expiring_soon")
+        return _outcome(EXPIRING_SOON, message, "renew", {"days": days}, **facts)
+    version = facts.get("tls_version")
+    return _outcome(OK, "ok_tls" if version else "ok", params={"tls_version": version or ""}, **facts)
 
 
 def no_https_name(address):
     """The outcome for a box known only by its IPv4 address (or by nothing): no HTTPS name to check."""
     if not address:
-        return HttpsCheck(
-            NO_HTTPS_NAME,
-            "the box has not registered an address yet",
-            "start the box and connect it to the database (IoT > Connect a box)",
-        )
-    return HttpsCheck(
-        NO_HTTPS_NAME,
-        f"the box registered with its IP address {address}: it has no HTTPS name yet (it registers with "
-        "its HTTPS name once it has a certificate)",
-        "the box's homepage shows why it has no certificate (error code); the database must be eligible "
-        "(production, subscription In Progress with an IoT box line); then restart the box or refresh its homepage",
-        address=address,
-    )
+        return _outcome(NO_HTTPS_NAME, "no_address", "connect_box")
+    return _outcome(NO_HTTPS_NAME, "ip_address_only", "get_certificate", address=address)
 
 
 # === DNS ===
@@ -396,43 +438,20 @@ def dns_outcome(host, outcome, detail, expected=None, where=SYSTEM_RESOLVER):
     """
     expected = expected or box_address(host)
     facts = {"host": host, "detail": str(detail or "")}
+    params = {"resolver": where, "expected": expected or ""}
     if outcome == "addresses":
         if expected is None or expected in detail:
             return None
-        return HttpsCheck(
-            DNS_ELSEWHERE,
-            f"{host} resolves to {', '.join(detail)} ({where}), not to the box's address {expected}: "
-            "the name points elsewhere (a local DNS record or a DNS override on the router?)",
-            f"remove the override so that the name resolves to {expected}, or use {GOOGLE_DNS} on the router "
-            "or on each device",
-            address=detail[0],
-            **facts,
-        )
+        params["addresses"] = ", ".join(detail)
+        return _outcome(DNS_ELSEWHERE, "dns_elsewhere", "remove_dns_override", params, address=detail[0], **facts)
     if outcome in ("nxdomain", "no-answer"):
-        answer = "NXDOMAIN" if outcome == "nxdomain" else "no address"
-        if expected is None or ipaddress.IPv4Address(expected).is_private:
-            such_as = f" such as {expected}" if expected else ""
-            return HttpsCheck(
-                DNS_NXDOMAIN,
-                f"{host} does not resolve ({answer} from {where}): the router or DNS server blocks public "
-                f"names that resolve to private addresses{such_as} (DNS rebinding protection); browsers "
-                "show DNS_PROBE_FINISHED_NXDOMAIN and the homepage opens by IP address but not by name",
-                f"if the router allows manual DNS, set it to {GOOGLE_DNS}; if not, set {GOOGLE_DNS} on each "
-                "device that uses the box (payment terminals usually need no change)",
-                **facts,
-            )
-        return HttpsCheck(
-            DNS_NXDOMAIN,
-            f"{host} does not resolve ({answer} from {where})",
-            f"the issuer's DNS zone must answer {host} with {expected}; ask its operator, or use {GOOGLE_DNS}",
-            **facts,
-        )
-    return HttpsCheck(
-        DNS_ERROR,
-        f"{where} gave no answer for {host}: {detail}",
-        "check the DNS server and the network of the machine checking, then check again",
-        **facts,
-    )
+        params["answer"] = "NXDOMAIN" if outcome == "nxdomain" else NO_ADDRESS
+        if expected is None:
+            return _outcome(DNS_NXDOMAIN, "dns_rebinding_any", "use_public_dns", params, **facts)
+        if ipaddress.IPv4Address(expected).is_private:
+            return _outcome(DNS_NXDOMAIN, "dns_rebinding", "use_public_dns", params, **facts)
+        return _outcome(DNS_NXDOMAIN, "dns_unresolved", "fix_zone", params, **facts)
+    return _outcome(DNS_ERROR, "dns_error", "check_dns", params, **facts)
 
 
 # === FORMATTING ===

@@ -1,5 +1,5 @@
 from . import (
-    codes_i18n,
+    core_i18n,
     iot_box,
     iot_certificate,
     iot_database,

@@ -20,6 +20,9 @@ BOX_HTTPS_PORT = 443
 HTTPS_CHECK_TIMEOUT = 5  # seconds, for the connection and the handshake each
 HTTPS_STATES = [("unknown", "Not checked"), ("ok", "OK"), ("warning", "Renew soon"), ("error", "Not working")]
 HTTPS_CODES = [(code, code.replace("_", " ").capitalize()) for code in https_check.CODES]
+SERVER_RESOLVER = "the Odoo server's resolver"  # the resolver's name in the check's messages
+# Parameter values that are words: shown translated (registered in core_i18n.py).
+TRANSLATED_PARAMS = frozenset((*https_check.PHRASES, SERVER_RESOLVER))
 
 
 class IotBox(models.Model):
@@ -52,8 +55,12 @@ class IotBox(models.Model):
         HTTPS_STATES, string="HTTPS", required=True, default="unknown", readonly=True, copy=False, index=True
     )
     https_code = fields.Selection(HTTPS_CODES, string="HTTPS Outcome", readonly=True, copy=False)
-    https_message = fields.Text(string="HTTPS Check", readonly=True, copy=False)
-    https_fix = fields.Text(string="How to Fix", readonly=True, copy=False)
+    # The core's text keys and parameters are stored, the texts rendered in the reader's language.
+    https_message_key = fields.Char(string="HTTPS Message Code", readonly=True, copy=False)
+    https_fix_key = fields.Char(string="HTTPS Fix Code", readonly=True, copy=False)
+    https_params = fields.Json(string="HTTPS Check Details", readonly=True, copy=False)
+    https_message = fields.Text(string="HTTPS Check", compute="_compute_https_texts")
+    https_fix = fields.Text(string="How to Fix", compute="_compute_https_texts")
     https_checked_at = fields.Datetime(string="HTTPS Checked On", readonly=True, copy=False)
     https_subject = fields.Char(string="Served Certificate", readonly=True, copy=False)
     https_not_before = fields.Datetime(string="Served Valid From", readonly=True, copy=False)
@@ -83,6 +90,19 @@ class IotBox(models.Model):
             box.certificate_subject = certificate.subject_cn if certificate else False
             box.certificate_not_before = certificate.not_before if certificate else False
             box.certificate_not_after = certificate.not_after if certificate else False
+
+    @api.depends("https_message_key", "https_fix_key", "https_params")
+    @api.depends_context("lang")
+    def _compute_https_texts(self):
+        for box in self:
+            params = {}
+            for name, value in (box.https_params or {}).items():
+                params[name] = _(value) if value in TRANSLATED_PARAMS else value
+            # The core's templates are registered for translation in core_i18n.py.
+            message = https_check.MESSAGES.get(box.https_message_key or "")
+            fix = https_check.FIXES.get(box.https_fix_key or "")
+            box.https_message = _(message, **params) if message else False
+            box.https_fix = _(fix, **params) if fix else False
 
     @api.depends("database_id")
     def _compute_last_error_code(self):
@@ -173,7 +193,11 @@ class IotBox(models.Model):
                 host=box.ip,
                 port=port,
             )
-            if (result.code, result.message) != (box.https_code, box.https_message):
+            if (result.code, result.message_key, result.params) != (
+                box.https_code,
+                box.https_message_key,
+                box.https_params or {},
+            ):
                 box.write(_https_values(result))
         return True
 
@@ -194,7 +218,7 @@ class IotBox(models.Model):
             self._https_port(),
             cafile=trust if isinstance(trust, str) else None,
             timeout=HTTPS_CHECK_TIMEOUT,
-            resolver_name=_("the Odoo server's resolver"),
+            resolver_name=SERVER_RESOLVER,
         )
 
     @api.model
@@ -311,8 +335,9 @@ def _https_values(result):
         return {
             "https_state": "unknown",
             "https_code": False,
-            "https_message": False,
-            "https_fix": False,
+            "https_message_key": False,
+            "https_fix_key": False,
+            "https_params": False,
             "https_checked_at": False,
             "https_subject": False,
             "https_not_before": False,
@@ -321,8 +346,9 @@ def _https_values(result):
     return {
         "https_state": result.severity,
         "https_code": result.code,
-        "https_message": result.message,
-        "https_fix": result.fix or False,
+        "https_message_key": result.message_key,
+        "https_fix_key": result.fix_key or False,
+        "https_params": result.params,
         "https_subject": result.subject or False,
         "https_not_before": _naive_utc(result.not_before),
         "https_not_after": _naive_utc(result.not_after),

@@ -2,6 +2,8 @@
 catalogue's registered terms stay complete."""
 
 import os
+import socket
+from unittest.mock import patch
 
 import polib
 
@@ -13,8 +15,8 @@ from odoo.tools.translate import (
     TranslationModuleReader,
 )
 
-from ..iot_pki import codes
-from ..models import codes_i18n
+from ..iot_pki import codes, https_check
+from ..models import core_i18n, iot_box
 from .common import IotHttpsCase
 
 MODULE = "iot_https"
@@ -111,9 +113,44 @@ class TestI18n(IotHttpsCase):
         catalogue = {
             text for code in (*codes.BOX_ERRORS.values(), *codes.REFUSALS.values()) for text in (code.meaning, code.fix)
         }
-        registered = [term._source for term in codes_i18n.TERMS]
+        registered = [term._source for term in core_i18n.CATALOGUE_TERMS]
         self.assertEqual(len(registered), len(set(registered)), "a catalogue term is registered twice")
         self.assertEqual(set(registered), catalogue)
+
+    def test_https_check_terms_match_the_core(self):
+        core = {*https_check.MESSAGES.values(), *https_check.FIXES.values(), *https_check.PHRASES}
+        registered = [term._source for term in core_i18n.HTTPS_CHECK_TERMS]
+        self.assertEqual(len(registered), len(set(registered)), "an HTTPS check term is registered twice")
+        self.assertEqual(set(registered), core | {iot_box.SERVER_RESOLVER})
+
+    def test_check_https_outcome_in_french(self):
+        """The stored outcome is shown in the reader's language, its facts (the box's name) and
+        its words (which resolver answered) in place; the English stays the core's text."""
+        host = f"10-0-0-5.label.{self.zone}"
+        box = self.env["iot.box"].create({"name": "Counter", "identifier": "b8:27:eb:00:00:42", "ip": host})
+        real = socket.getaddrinfo
+
+        def getaddrinfo(name, *args, **kwargs):  # the router that blocks private answers, at the edge
+            if name == host:
+                raise socket.gaierror(socket.EAI_NONAME, "fake resolver")
+            return real(name, *args, **kwargs)
+
+        with patch.object(socket, "getaddrinfo", getaddrinfo):
+            box.with_user(self.user_fr).with_context(lang="fr_FR").action_check_https()
+        self.assertEqual((box.https_state, box.https_code), ("error", https_check.DNS_NXDOMAIN))
+        box_fr = box.with_user(self.user_fr).with_context(lang="fr_FR")
+        self.assertEqual(
+            box_fr.https_message,
+            f"{host} ne se résout pas (NXDOMAIN selon le résolveur du serveur Odoo) : le routeur ou le serveur DNS "
+            "bloque les noms publics qui se résolvent en adresses privées comme 10.0.0.5 (protection contre le DNS "
+            "rebinding) ; les navigateurs affichent DNS_PROBE_FINISHED_NXDOMAIN et la page d'accueil s'ouvre par "
+            "l'adresse IP mais pas par le nom",
+        )
+        self.assertTrue(box_fr.https_fix.startswith("si le routeur permet un DNS manuel, réglez-le sur Google DNS"))
+        expected = https_check.dns_outcome(host, "nxdomain", None, where=iot_box.SERVER_RESOLVER)
+        box_en = box.with_context(lang="en_US")
+        self.assertEqual((box_en.https_message, box_en.https_fix), (expected.message, expected.fix))
+        self.assertIn("NXDOMAIN from the Odoo server's resolver", box_en.https_message)
 
     def test_french_catalogue_is_complete(self):
         pot_ids = _msgids(os.path.join(I18N_DIR, f"{MODULE}.pot"))

@@ -8,6 +8,8 @@ traffic is on the loopback interface.
 
 import dataclasses
 import datetime
+import json
+import re
 import socket
 import subprocess
 import sys
@@ -115,7 +117,22 @@ def resolver(answers):
 def check(*args, **kwargs):
     result = https_check.check_https(*args, **kwargs)
     assert result.message and (result.ok or result.fix), result
+    assert_storable(result)
     return result
+
+
+def placeholders(template):
+    return set(re.findall(r"%\((\w+)\)s", template))
+
+
+def assert_storable(result):
+    """The addon stores the keys and the parameters (JSON) and renders the texts itself: the
+    parameters are exactly what the two texts use, plain values that survive JSON."""
+    used = placeholders(https_check.MESSAGES[result.message_key])
+    used |= placeholders(https_check.FIXES[result.fix_key]) if result.fix_key else set()
+    assert set(result.params) == used, result
+    assert json.loads(json.dumps(result.params)) == result.params
+    assert all(isinstance(value, (str, int, float)) for value in result.params.values()), result.params
 
 
 def no_connection(address, *_args, **_kwargs):
@@ -127,6 +144,15 @@ def host_of(subject, ip=IP):
 
 
 # === FRAMEWORK-FREE ===
+
+
+def test_texts_are_templates_a_translator_can_keep():
+    """Named ``%(name)s`` placeholders only: a translation may reorder them, and nothing else in
+    a text is read as a format directive."""
+    for template in (*https_check.MESSAGES.values(), *https_check.FIXES.values(), *https_check.PHRASES):
+        rest = re.sub(r"%\(\w+\)s", "", template)
+        assert "%" not in rest and "{" not in rest, template
+        assert https_check.render(template, dict.fromkeys(placeholders(template), "X")).count("%(") == 0
 
 
 def test_core_check_imports_no_odoo():
@@ -399,6 +425,7 @@ def test_no_https_name():
     for address in ("10.0.0.5", None):
         result = https_check.no_https_name(address)
         assert result.code == https_check.NO_HTTPS_NAME and result.severity == "error" and result.fix
+        assert_storable(result)
     assert (
         "registered with its IP address 10.0.0.5: it has no HTTPS name yet"
         in https_check.no_https_name("10.0.0.5").message
@@ -421,3 +448,17 @@ def test_validity_judged_by_date_alone():
         result = https_check.validity_outcome("*.label.iot.example.com", not_before, not_after, now=now, **facts)
         assert result.code == code, (now, result)
         assert result.not_after == not_after
+        assert_storable(result)
+
+
+def test_days_left_in_words():
+    not_after = datetime.datetime(2026, 3, 1, 12, tzinfo=datetime.timezone.utc)
+    not_before = not_after - datetime.timedelta(days=90)
+    left = {
+        datetime.timedelta(days=4, hours=1): "(4 days left)",
+        datetime.timedelta(days=1, hours=1): "(1 day left)",
+        datetime.timedelta(hours=3): "(less than a day left)",
+    }
+    for remaining, words in left.items():
+        result = https_check.validity_outcome("*.l.example.com", not_before, not_after, now=not_after - remaining)
+        assert result.code == https_check.EXPIRING_SOON and result.message.endswith(words), result.message
