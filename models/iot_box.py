@@ -8,7 +8,7 @@ import requests
 from odoo import _, api, fields, models
 from odoo.exceptions import UserError, ValidationError
 
-from ..iot_pki import https_check, profile, service
+from ..iot_pki import codes, https_check, profile, service
 
 _logger = logging.getLogger(__name__)
 
@@ -50,6 +50,7 @@ class IotBox(models.Model):
         compute="_compute_last_error_code",
         help="What the box shows after the last certificate request of its database.",
     )
+    last_error_meaning = fields.Char(string="What the Error Means", compute="_compute_last_error_code")
     # What the last Check HTTPS found, from the Odoo server (stored: the list shows which boxes work).
     https_state = fields.Selection(
         HTTPS_STATES, string="HTTPS", required=True, default="unknown", readonly=True, copy=False, index=True
@@ -105,11 +106,16 @@ class IotBox(models.Model):
             box.https_fix = _(fix, **params) if fix else False
 
     @api.depends("database_id")
+    @api.depends_context("lang")
     def _compute_last_error_code(self):
         requests_ = self.env["iot.request"].sudo()
         for box in self:
             last = box.database_id and requests_.search([("database_id", "=", box.database_id.id)], limit=1)
-            box.last_error_code = (last and service.box_error_code(last.decision)) or False
+            code = (last and service.box_error_code(last.decision)) or False
+            box.last_error_code = code
+            # The catalogue's texts are registered for translation in core_i18n.py.
+            entry = code and codes.BOX_ERRORS.get(code.split()[0])  # "ERR_..._STATUS 429": the code, then the status
+            box.last_error_meaning = _(entry.meaning) if entry else False
 
     # === CONSTRAINT ===
 

@@ -152,6 +152,27 @@ class TestI18n(IotHttpsCase):
         self.assertEqual((box_en.https_message, box_en.https_fix), (expected.message, expected.fix))
         self.assertIn("NXDOMAIN from the Odoo server's resolver", box_en.https_message)
 
+    def test_box_error_meaning_in_french(self):
+        """The box form says what the box's error code means, in the reader's language."""
+        refused = self._create_database("db-uuid-i18n-no-line", self._create_subscription("M-I18N", iot_line=False))
+        box = self.env["iot.box"].create({"name": "Kiosk", "identifier": "b8:27:eb:00:00:43"})
+        box.database_id = refused
+        requests_ = self.env["iot.request"].sudo()
+        requests_.create({"database_id": refused.id, "decision": codes.NO_IOT_BOX_LINE})
+        box_fr = box.with_user(self.user_fr).with_context(lang="fr_FR")
+        self.assertEqual(box_fr.last_error_code, codes.LOAD_REQUEST_NO_RESULT)
+        french = "L'émetteur a répondu mais a refusé le certificat"
+        self.assertTrue(box_fr.last_error_meaning.startswith(french), box_fr.last_error_meaning)
+        self.assertEqual(
+            box.with_context(lang="en_US").last_error_meaning, codes.BOX_ERRORS[codes.LOAD_REQUEST_NO_RESULT].meaning
+        )
+        # A rate-limited request: the box shows the status after the code; the meaning is the code's.
+        requests_.create({"database_id": refused.id, "decision": "rate_limited"})
+        box.invalidate_recordset()
+        self.assertEqual(box_fr.last_error_code, f"{codes.LOAD_REQUEST_STATUS} 429")
+        meaning = box_fr.last_error_meaning
+        self.assertTrue(meaning.startswith("Le boîtier a joint l'émetteur"), meaning)
+
     def test_french_catalogue_is_complete(self):
         pot_ids = _msgids(os.path.join(I18N_DIR, f"{MODULE}.pot"))
         french = polib.pofile(os.path.join(I18N_DIR, "fr.po"))
