@@ -7,10 +7,12 @@ sees the change, with no restart.
 import datetime
 import fcntl
 import json
+import logging
 import os
 import queue
 import sqlite3
 import threading
+import time
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,11 +21,15 @@ from iot_pki import keys, profile, ratelimit
 from iot_pki.eligibility import DatabaseFacts, revokes_certificates
 from iot_pki.service import IssuerStore
 
+_logger = logging.getLogger("mock_issuer")
+
 SETTINGS_FILE = "settings.json"
 REGISTRY_FILE = "issuer.sqlite3"
 CA_DIR = "ca"
 # Seconds a request waits for a locked registry before the server answers 503.
 BUSY_TIMEOUT = 5
+WRITE_LOCK_SPIN = 0.002  # seconds a writer retries the writers' lock before it sleeps on it
+CHECKPOINT_INTERVAL = 1.0  # seconds between the server's background WAL checkpoints
 PASSPHRASE_ENV = "IOT_HTTPS_CA_PASSPHRASE"  # noqa: S105 - the variable's name, not a secret
 
 SCHEMA = """
@@ -126,8 +132,12 @@ class Registry(IssuerStore):
     Reads take no lock (WAL).
     """
 
-    def __init__(self, data_dir):
+    def __init__(self, data_dir, background_checkpoints=False):
+        """:param background_checkpoints: the server's registry: a thread copies the write-ahead log
+        into the database every CHECKPOINT_INTERVAL, never a request (a checkpoint syncs the disk
+        while holding up every writer: a few ms in the middle of a burst)"""
         self.path = Path(data_dir) / REGISTRY_FILE
+        self._background_checkpoints = background_checkpoints
         self._pool = queue.LifoQueue()
         self._write_lock = threading.Lock()  # this process's writers
         # Other processes' writers (workers, `register`): an flock wakes the next at once,
@@ -137,13 +147,41 @@ class Registry(IssuerStore):
         connection = self._open()
         connection.executescript(SCHEMA)
         self._pool.put(connection)
+        if background_checkpoints:
+            threading.Thread(target=self._checkpoint_forever, name="registry-checkpoint", daemon=True).start()
 
     def _open(self):
         connection = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False)
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute("PRAGMA synchronous=NORMAL")
         connection.execute("PRAGMA cache_size=-1024")  # KiB per connection: memory stays bounded
+        if self._background_checkpoints:
+            connection.execute("PRAGMA wal_autocheckpoint=0")
         return connection
+
+    def _checkpoint_forever(self):
+        connection = self._open()
+        while True:
+            time.sleep(CHECKPOINT_INTERVAL)
+            try:
+                # PASSIVE: writers go on appending to the log meanwhile.
+                connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+            except sqlite3.Error as exc:  # the next round retries; requests are not affected
+                _logger.warning("registry checkpoint failed: %s", exc)
+
+    def _lock_writers(self):
+        """Take the writers' flock. A write holds it for tens of microseconds: a worker that
+        finds it taken tries again for up to WRITE_LOCK_SPIN before sleeping, because a sleeping
+        worker wakes late (up to milliseconds on a virtual machine) and meanwhile the holder,
+        answering its next request, takes it again."""
+        deadline = time.perf_counter() + WRITE_LOCK_SPIN
+        while time.perf_counter() < deadline:
+            try:
+                fcntl.flock(self._lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                continue
+        fcntl.flock(self._lock_file, fcntl.LOCK_EX)
 
     @contextmanager
     def _connect(self, write=True):
@@ -155,7 +193,7 @@ class Registry(IssuerStore):
         try:
             if write:
                 with self._write_lock:
-                    fcntl.flock(self._lock_file, fcntl.LOCK_EX)
+                    self._lock_writers()
                     try:
                         with _Transaction(connection, "BEGIN IMMEDIATE"):
                             yield connection
