@@ -1,16 +1,29 @@
 """The mock issuer's HTTP server: the stock protocol over the core's service.
 
-Standard library only (http.server, threads): one thread per connection,
-bounded bodies, one log line per request, clean stop on SIGTERM/SIGINT.
+Standard library only (http.server, selectors, threads): bounded bodies, one
+log line per request, clean stop on SIGTERM/SIGINT.
+
+Connections: the accept loop watches each connection until bytes arrive, so a
+silent connection holds no thread. A certificate request that is then there
+whole (a box's request is one small packet) is answered by the loop itself,
+from memory: a burst of boxes is answered in arrival order, where a thread per
+connection would share the interpreter lock between all of them and finish
+them all late together (on 2 cores, half the burst is answered in about half
+the time). Anything else (a request still arriving, another route, TLS) gets a
+thread of its own, which keeps its connection.
 """
 
 import contextlib
+import io
 import logging
 import os
+import selectors
 import signal
+import socket
 import ssl
 import sys
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from iot_pki import profile, protocol
@@ -150,7 +163,65 @@ class IssuerHandler(BaseHTTPRequestHandler):
         pass
 
 
+class _WholeRequestHandler(IssuerHandler):
+    """The fast path's handler: one request, already read whole from the socket, answered from memory."""
+
+    def __init__(self, request_bytes, *args):
+        self._request_bytes = request_bytes
+        super().__init__(*args)
+
+    def setup(self):
+        super().setup()
+        self.rfile.close()
+        self.rfile = io.BytesIO(self._request_bytes)
+
+    def handle(self):
+        self.handle_one_request()  # only this one: a kept-alive connection's next request gets a thread
+
+
+# A certificate request, the only route worth the fast path: its answer (a few KiB)
+# fits in the socket's send buffer, so answering it never waits for the client.
+_FAST_PATH_START = f"POST {profile.X509_PATH} ".encode()
+_FAST_PATH_MAX = 16 * 1024
+_CLOSED = b""
+_NOTHING_YET = object()
+
+
+def _whole_request(connection):
+    """What a connection holds: the bytes of one whole certificate request (read from the
+    socket), ``_NOTHING_YET``, ``_CLOSED`` when the client closed it, or None for anything else
+    (part of a request, more than one, another route, a body without one plain Content-Length):
+    a thread reads that."""
+    try:
+        data = connection.recv(_FAST_PATH_MAX, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+    except BlockingIOError:
+        return _NOTHING_YET
+    except OSError:  # reset by the client
+        return _CLOSED
+    if not data:
+        return _CLOSED
+    head_end = data.find(b"\r\n\r\n")
+    if head_end < 0 or not data.startswith(_FAST_PATH_START):
+        return None
+    fields = [line.split(b":", 1) for line in data[:head_end].split(b"\r\n")[1:]]
+    names = [field[0].strip().lower() for field in fields]
+    lengths = [
+        field[1].strip() for field in fields if len(field) == 2 and field[0].strip().lower() == b"content-length"
+    ]
+    if b"transfer-encoding" in names or len(lengths) != 1 or not lengths[0].isdigit():
+        return None
+    size = head_end + 4 + int(lengths[0])
+    if len(data) != size:
+        return None
+    return connection.recv(size)  # already received: returns at once, all of it
+
+
 class IssuerServer(ThreadingHTTPServer):
+    """The accept loop also watches accepted connections until their first bytes arrive, so a
+    connection costs no thread while it is silent (kept-alive ones between requests too); it
+    then answers a whole certificate request itself (the fast path) or hands the connection
+    to a thread. A connection silent for longer than ``IssuerHandler.timeout`` is closed."""
+
     daemon_threads = True
     allow_reuse_address = True
     request_queue_size = 128
@@ -160,6 +231,90 @@ class IssuerServer(ThreadingHTTPServer):
         self.service = service
         self.registry = registry
         self.tls_context = tls_context
+        self._stop_serving = threading.Event()
+        self._stopped = threading.Event()
+        self._stopped.set()
+        if hasattr(socket, "TCP_DEFER_ACCEPT"):  # Linux: accept() wakes once the request's first bytes are in
+            self.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_DEFER_ACCEPT, IssuerHandler.timeout)
+
+    # === THE LOOP ===
+
+    def serve_forever(self, poll_interval=0.5):
+        self._stop_serving.clear()
+        self._stopped.clear()
+        silent = {}  # connection -> (client address, monotonic time it was last active)
+        next_sweep = time.monotonic() + 1
+        try:
+            with selectors.DefaultSelector() as selector:
+                selector.register(self.socket, selectors.EVENT_READ)
+                while not self._stop_serving.is_set():
+                    ready = [key.fileobj for key, _events in selector.select(poll_interval)]
+                    # Answer before accepting more, one connection a round: a busy worker leaves
+                    # the next connections of a burst to an idle one.
+                    for connection in ready:
+                        if connection is self.socket:
+                            continue
+                        selector.unregister(connection)
+                        client_address, _since = silent.pop(connection)
+                        self._answer(selector, silent, connection, client_address)
+                    if self.socket in ready:
+                        self._accept(selector, silent)
+                    if time.monotonic() >= next_sweep:
+                        next_sweep = time.monotonic() + 1
+                        self._close_silent(selector, silent)
+        finally:
+            for connection in silent:
+                self.shutdown_request(connection)
+            self._stopped.set()
+
+    def shutdown(self):
+        self._stop_serving.set()
+        self._stopped.wait()
+
+    def _accept(self, selector, silent):
+        try:
+            connection, client_address = self.socket.accept()
+        except OSError:  # another worker took it, or the client is already gone
+            return
+        if self.tls_context is not None:  # the handshake needs a thread
+            self.process_request(connection, client_address)
+            return
+        # With TCP_DEFER_ACCEPT the request is usually there already: answered at once.
+        self._answer(selector, silent, connection, client_address)
+
+    def _answer(self, selector, silent, connection, client_address):
+        """Answer what a connection holds, or watch it until it holds something."""
+        whole = _whole_request(connection)
+        if whole is _NOTHING_YET:
+            selector.register(connection, selectors.EVENT_READ)
+            silent[connection] = (client_address, time.monotonic())
+            return
+        if whole is _CLOSED:
+            self.shutdown_request(connection)
+            return
+        if whole is None:
+            self.process_request(connection, client_address)  # a thread of its own, as before
+            return
+        try:
+            handler = _WholeRequestHandler(whole, connection, client_address, self)
+        except Exception:  # as the threaded path: logged, the connection dropped, the server goes on
+            self.handle_error(connection, client_address)
+            self.shutdown_request(connection)
+            return
+        if handler.close_connection:
+            self.shutdown_request(connection)
+            return
+        selector.register(connection, selectors.EVENT_READ)  # kept alive: watched until its next request
+        silent[connection] = (client_address, time.monotonic())
+
+    def _close_silent(self, selector, silent):
+        too_old = time.monotonic() - IssuerHandler.timeout
+        for connection, (client_address, since) in list(silent.items()):
+            if since < too_old:
+                selector.unregister(connection)
+                del silent[connection]
+                self.shutdown_request(connection)
+                _logger.info("%s closed: silent for %s s", client_address[0], IssuerHandler.timeout)
 
     def finish_request(self, request, client_address):
         # The TLS handshake runs in the connection's own thread, never in the accept loop.
