@@ -76,8 +76,8 @@ class IssuerStore:
         """
         raise NotImplementedError
 
-    def complete_certificate(self, template, certificate, fingerprint):
-        """Mark the reserved certificate as issued."""
+    def complete_certificate(self, template, certificate):
+        """Mark the reserved certificate as issued (and record what it keeps of it: fingerprint, PEM)."""
         raise NotImplementedError
 
     def discard_certificate(self, template):
@@ -292,7 +292,7 @@ class IssuanceService:
             store.discard_certificate(template)
             raise IssuanceError("lint: " + "; ".join(findings))
         certificate = sign_template(template, self.ca)
-        store.complete_certificate(template, certificate, keys.fingerprint_sha256(certificate))
+        store.complete_certificate(template, certificate)
         return template, certificate
 
     # === CA DOWNLOADS ===

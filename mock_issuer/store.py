@@ -267,10 +267,10 @@ class Registry(IssuerStore):
             return False
         return True
 
-    def complete_certificate(self, template, certificate, fingerprint):
+    def complete_certificate(self, template, certificate):
         # Written with the request's log row, in one transaction, before the answer
         # leaves (record_request): one write less per issuance.
-        self._pending.completion = (fingerprint, f"{template.serial:x}")
+        self._pending.completion = (keys.fingerprint_sha256(certificate), f"{template.serial:x}")
 
     def discard_certificate(self, template):
         with self._connect() as connection:

@@ -80,8 +80,10 @@ class OrmStore(service.IssuerStore):
             return False
         return True
 
-    def complete_certificate(self, template, certificate, fingerprint):
-        self.certificate.write({"fingerprint": fingerprint, "certificate_pem": keys.certificate_pem(certificate)})
+    def complete_certificate(self, template, certificate):
+        self.certificate.write(
+            {"fingerprint": keys.fingerprint_sha256(certificate), "certificate_pem": keys.certificate_pem(certificate)}
+        )
 
     def discard_certificate(self, template):
         self.certificate.unlink()

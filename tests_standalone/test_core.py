@@ -48,9 +48,9 @@ class MemoryStore(IssuerStore):
         self.events.append(("reserve", template.serial))
         return True
 
-    def complete_certificate(self, template, certificate, fingerprint):
+    def complete_certificate(self, template, certificate):
         self.certificates[template.serial].update(
-            state="valid", fingerprint=fingerprint, pem=keys.certificate_pem(certificate)
+            state="valid", fingerprint=keys.fingerprint_sha256(certificate), pem=keys.certificate_pem(certificate)
         )
         self.events.append(("complete", template.serial))
 
