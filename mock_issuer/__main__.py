@@ -196,7 +196,7 @@ def cmd_serve(args, data_dir):
     serve(
         authority,
         settings,
-        lambda: store.Registry(data_dir, background_checkpoints=True),
+        lambda: store.Registry(data_dir),
         args.host,
         args.port,
         args.tls_cert,

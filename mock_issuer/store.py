@@ -29,7 +29,7 @@ CA_DIR = "ca"
 # Seconds a request waits for a locked registry before the server answers 503.
 BUSY_TIMEOUT = 5
 WRITE_LOCK_SPIN = 0.002  # seconds a writer retries the writers' lock before it sleeps on it
-CHECKPOINT_INTERVAL = 1.0  # seconds between the server's background WAL checkpoints
+CHECKPOINT_BYTES = 16 * 1024 * 1024  # a checkpoint costs two disk syncs (~10 ms here): rarely
 PASSPHRASE_ENV = "IOT_HTTPS_CA_PASSPHRASE"  # noqa: S105 - the variable's name, not a secret
 
 SCHEMA = """
@@ -125,49 +125,59 @@ def passphrase():
 class Registry(IssuerStore):
     """The SQLite registry: databases, certificates, requests.
 
-    Connections are pooled (the server makes a thread per HTTP connection).
-    Writers of this process queue on a lock, so they wake as soon as the
-    previous one commits instead of polling SQLite's busy handler; other
-    processes (``register`` while serving) are waited for up to BUSY_TIMEOUT.
-    Reads take no lock (WAL).
+    Connections are pooled (threads of the server may write too). Writers of
+    this process queue on a lock and processes on an flock, so the next writer
+    goes as soon as the previous one commits instead of polling SQLite's busy
+    handler; ``register`` while serving is waited for up to BUSY_TIMEOUT. Reads
+    take no lock (WAL). The log is checkpointed by the registry, after a write,
+    outside the writers' lock (``_checkpoint_if_due``).
     """
 
-    def __init__(self, data_dir, background_checkpoints=False):
-        """:param background_checkpoints: the server's registry: a thread copies the write-ahead log
-        into the database every CHECKPOINT_INTERVAL, never a request (a checkpoint syncs the disk
-        while holding up every writer: a few ms in the middle of a burst)"""
+    def __init__(self, data_dir):
         self.path = Path(data_dir) / REGISTRY_FILE
-        self._background_checkpoints = background_checkpoints
+        self._wal_path = self.path.with_name(REGISTRY_FILE + "-wal")
         self._pool = queue.LifoQueue()
         self._write_lock = threading.Lock()  # this process's writers
         # Other processes' writers (workers, `register`): an flock wakes the next at once,
         # where SQLite's busy handler would poll.
         self._lock_file = open(self.path.with_name(".registry.lock"), "a")
+        self._checkpoint_lock_file = open(self.path.with_name(".checkpoint.lock"), "a")
         self._pending = threading.local()  # a certificate completion waiting for its request's record
         connection = self._open()
         connection.executescript(SCHEMA)
         self._pool.put(connection)
-        if background_checkpoints:
-            threading.Thread(target=self._checkpoint_forever, name="registry-checkpoint", daemon=True).start()
 
     def _open(self):
         connection = sqlite3.connect(self.path, timeout=BUSY_TIMEOUT, isolation_level=None, check_same_thread=False)
         connection.execute("PRAGMA journal_mode=WAL")
         connection.execute("PRAGMA synchronous=NORMAL")
         connection.execute("PRAGMA cache_size=-1024")  # KiB per connection: memory stays bounded
-        if self._background_checkpoints:
-            connection.execute("PRAGMA wal_autocheckpoint=0")
+        # Checkpoints are run by _checkpoint_if_due, after the writers' lock is released: SQLite's
+        # own run inside the committing write, and its disk sync held up every other writer.
+        connection.execute("PRAGMA wal_autocheckpoint=0")
+        # The log is cut back when it starts over, so its size tells what is left to checkpoint.
+        connection.execute("PRAGMA journal_size_limit=0")
         return connection
 
-    def _checkpoint_forever(self):
-        connection = self._open()
-        while True:
-            time.sleep(CHECKPOINT_INTERVAL)
-            try:
-                # PASSIVE: writers go on appending to the log meanwhile.
-                connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
-            except sqlite3.Error as exc:  # the next round retries; requests are not affected
-                _logger.warning("registry checkpoint failed: %s", exc)
+    def _checkpoint_if_due(self, connection):
+        """Copy the write-ahead log into the database once it passes CHECKPOINT_BYTES (PASSIVE:
+        other writers go on meanwhile; the next write starts the log over)."""
+        try:
+            if self._wal_path.stat().st_size < CHECKPOINT_BYTES:
+                return
+        except OSError:  # no log yet
+            return
+        try:
+            # One checkpoint at a time, across workers: the others go on answering.
+            fcntl.flock(self._checkpoint_lock_file, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return
+        try:
+            connection.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
+        except sqlite3.Error as exc:  # the next write tries again; this one is recorded
+            _logger.warning("registry checkpoint failed: %s", exc)
+        finally:
+            fcntl.flock(self._checkpoint_lock_file, fcntl.LOCK_UN)
 
     def _lock_writers(self):
         """Take the writers' flock. A write holds it for tens of microseconds: a worker that
@@ -199,6 +209,7 @@ class Registry(IssuerStore):
                             yield connection
                     finally:
                         fcntl.flock(self._lock_file, fcntl.LOCK_UN)
+                self._checkpoint_if_due(connection)
             else:
                 with _Transaction(connection, "BEGIN"):
                     yield connection

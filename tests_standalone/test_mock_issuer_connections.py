@@ -160,3 +160,19 @@ def test_idle_kept_alive_connection_is_closed_after_the_timeout(issuer_data, mon
         server.server_close()
         thread.join(5)
     assert not thread.is_alive()
+
+
+def test_write_ahead_log_stays_bounded_under_writes(issuer_data, monkeypatch):
+    """The registry checkpoints its log itself once it passes CHECKPOINT_BYTES (SQLite's own
+    checkpoint is off): the log starts over instead of growing with every request."""
+    monkeypatch.setattr(store, "CHECKPOINT_BYTES", 256 * 1024)
+    registry = store.Registry(issuer_data)
+    wal = issuer_data / (store.REGISTRY_FILE + "-wal")
+    largest = 0
+    for index in range(1500):
+        registry.register_database(
+            store.DatabaseFacts(f"db-{index:05d}", f"CODE{index}", "production", "in_progress", True)
+        )
+        largest = max(largest, wal.stat().st_size)
+    assert largest < 2 * store.CHECKPOINT_BYTES, f"the log grew to {largest} bytes"
+    assert registry.find_database("db-01499").enterprise_code == "CODE1499"
