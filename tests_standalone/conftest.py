@@ -4,6 +4,8 @@ End-to-end fixtures start the real mock issuer and box client as processes
 (``python -m mock_issuer`` / ``python -m box_client`` from the repository root).
 """
 
+import datetime
+import ipaddress
 import json
 import os
 import re
@@ -20,8 +22,12 @@ from pathlib import Path
 
 import pytest
 import requests
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
 
-from iot_pki import profile
+from iot_pki import codes, keys, profile
 
 ROOT = Path(__file__).resolve().parent.parent
 PUBLIC_ZONE = "iot.example.com"
@@ -211,6 +217,56 @@ def expected_subject(data_dir, db_uuid):
     """The wildcard subject the issuer in ``data_dir`` gives ``db_uuid``, computed from its label key."""
     label_key = bytes.fromhex((Path(data_dir) / "ca" / "label.key").read_text().strip())
     return f"*.{profile.database_label(label_key, db_uuid)}.{PUBLIC_ZONE}"
+
+
+def self_signed(common_name, not_after=None, not_before=None, dns_name=None, ip_san=None, ca=False):
+    """A self-signed P-256 certificate and its key: a temporary box certificate, a test root or
+    a test server's certificate. No CN when ``common_name`` is None; valid from a day ago for
+    two days unless told; ``ca`` marks it a CA (basicConstraints)."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    if common_name is None:
+        name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "no common name")])
+    else:
+        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
+    now = keys.utcnow()
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(not_before or now - datetime.timedelta(days=1))
+        .not_valid_after(not_after or now + datetime.timedelta(days=2))
+    )
+    if ca:
+        builder = builder.add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+    names = [x509.DNSName(dns_name)] if dns_name else []
+    names += [x509.IPAddress(ipaddress.ip_address(ip_san))] if ip_san else []
+    if names:
+        builder = builder.add_extension(x509.SubjectAlternativeName(names), critical=False)
+    return builder.sign(key, hashes.SHA256()), key
+
+
+# Databases the issuers refuse, and why.
+INELIGIBLE = {
+    # case: (database type, subscription state, IoT box line, refusal reason)
+    "staging": ("staging", "in_progress", True, codes.NOT_PRODUCTION),
+    "development": ("development", "in_progress", True, codes.NOT_PRODUCTION),
+    "duplicate": ("duplicate", "in_progress", True, codes.NOT_PRODUCTION),
+    "draft": ("production", "draft", True, codes.SUBSCRIPTION_NOT_IN_PROGRESS),
+    "paused": ("production", "paused", True, codes.SUBSCRIPTION_NOT_IN_PROGRESS),
+    "closed": ("production", "closed", True, codes.SUBSCRIPTION_NOT_IN_PROGRESS),
+    "no-iot-box-line": ("production", "in_progress", False, codes.NO_IOT_BOX_LINE),
+}
+
+
+def register_ineligible(data_dir, cases, db_uuid, code):
+    """Register one database per case of ``cases`` (a part of INELIGIBLE), its UUID and code
+    derived from ``db_uuid`` and ``code``: yields (case name, UUID, code, refusal reason)."""
+    for index, (name, (database_type, state, line, reason)) in enumerate(cases.items()):
+        case_uuid, case_code = f"{db_uuid[:-2]}{index:02d}", f"{code}{index}"
+        register(data_dir, case_uuid, case_code, database_type=database_type, state=state, line=line)
+        yield name, case_uuid, case_code, reason
 
 
 def register(data_dir, db_uuid, code, database_type="production", state="in_progress", line=True):

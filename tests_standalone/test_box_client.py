@@ -7,7 +7,6 @@ error, 2 for a usage error.
 """
 
 import datetime
-import ipaddress
 import json
 import os
 import re
@@ -16,6 +15,7 @@ from pathlib import Path
 import pytest
 import requests
 from conftest import (
+    INELIGIBLE,
     box,
     closed_port,
     expected_subject,
@@ -24,11 +24,12 @@ from conftest import (
     pem_blocks,
     pkilint_findings,
     register,
+    register_ineligible,
+    self_signed,
 )
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
 
 from iot_pki import codes, keys, profile
 
@@ -105,29 +106,6 @@ def assert_ok(result, leaf, ip=IP):
 
 def spki(public_key):
     return public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-
-
-def self_signed(common_name, not_after, not_before=None, ip_san=None):
-    """A self-signed EC certificate and its key; no CN when ``common_name`` is None."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    if common_name is None:
-        name = x509.Name([x509.NameAttribute(NameOID.ORGANIZATION_NAME, "no common name")])
-    else:
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(not_before or keys.utcnow() - datetime.timedelta(days=1))
-        .not_valid_after(not_after)
-    )
-    if ip_san:
-        builder = builder.add_extension(
-            x509.SubjectAlternativeName([x509.IPAddress(ipaddress.ip_address(ip_san))]), critical=False
-        )
-    return builder.sign(key, hashes.SHA256()), key
 
 
 def write_certificate(path, certificate):
@@ -292,22 +270,8 @@ def test_wrong_credentials_are_refused_without_a_reason(tmp_path, issuer_data, i
     assert [row[3] for row in requests_seen] == [codes.UNKNOWN_CREDENTIALS] * 2, requests_seen
 
 
-INELIGIBLE = {
-    # case: (database type, subscription state, IoT box line, refusal reason)
-    "staging": ("staging", "in_progress", True, codes.NOT_PRODUCTION),
-    "development": ("development", "in_progress", True, codes.NOT_PRODUCTION),
-    "duplicate": ("duplicate", "in_progress", True, codes.NOT_PRODUCTION),
-    "draft": ("production", "draft", True, codes.SUBSCRIPTION_NOT_IN_PROGRESS),
-    "paused": ("production", "paused", True, codes.SUBSCRIPTION_NOT_IN_PROGRESS),
-    "closed": ("production", "closed", True, codes.SUBSCRIPTION_NOT_IN_PROGRESS),
-    "no-iot-box-line": ("production", "in_progress", False, codes.NO_IOT_BOX_LINE),
-}
-
-
 def test_ineligible_databases_are_refused_with_their_reason(tmp_path, issuer_data, issuer):
-    for index, (name, (database_type, state, line, reason)) in enumerate(INELIGIBLE.items()):
-        db_uuid, code = f"{UUID[:-2]}{index:02d}", f"{CODE}{index}"
-        register(issuer_data, db_uuid, code, database_type=database_type, state=state, line=line)
+    for name, db_uuid, code, reason in register_ineligible(issuer_data, INELIGIBLE, UUID, CODE):
         state_dir = tmp_path / name
         pair(state_dir, issuer.url, db_uuid, code)
         details = error_details(check(state_dir), codes.LOAD_REQUEST_NO_RESULT)

@@ -22,11 +22,20 @@ import dns.rdatatype
 import dns.rrset
 import pytest
 import requests
-from conftest import TlsServer, box, closed_port, expected_subject, issuer_list, mock_issuer, register
+from conftest import (
+    INELIGIBLE,
+    TlsServer,
+    box,
+    closed_port,
+    expected_subject,
+    issuer_list,
+    mock_issuer,
+    register,
+    register_ineligible,
+    self_signed,
+)
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import serialization
 
 from box_client import doctor as doctor_module
 from iot_pki import codes, keys, profile
@@ -85,23 +94,10 @@ def snapshot(state_dir):
     }
 
 
-def self_signed(common_name, days=2, not_before=None, dns_name=None):
-    """A self-signed EC certificate and its key."""
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    builder = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(not_before or keys.utcnow() - datetime.timedelta(days=1))
-        .not_valid_after(keys.utcnow() + datetime.timedelta(days=days))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-    )
-    if dns_name:
-        builder = builder.add_extension(x509.SubjectAlternativeName([x509.DNSName(dns_name)]), critical=False)
-    return builder.sign(key, hashes.SHA256()), key
+def root(common_name, days=2, not_before=None, dns_name=None):
+    """A self-signed CA certificate valid for ``days`` from now, and its key."""
+    not_after = keys.utcnow() + datetime.timedelta(days=days)
+    return self_signed(common_name, not_after, not_before, dns_name=dns_name, ca=True)
 
 
 def write_pem(path, certificate, key=None):
@@ -309,7 +305,7 @@ def test_issuer_down_is_status_5xx(tmp_path):
 
 
 def test_https_issuer_not_trusted_says_how_to_trust_it(tmp_path, issuer_data, start_issuer):
-    certificate, key = self_signed("mock issuer", dns_name="localhost")
+    certificate, key = root("mock issuer", dns_name="localhost")
     cert_path = write_pem(tmp_path / "issuer-tls.pem", certificate, key)
     issuer = start_issuer(issuer_data, "--tls-cert", str(cert_path), "--tls-key", str(cert_path) + ".key")
     state_dir = tmp_path / "box"
@@ -329,18 +325,11 @@ def test_https_issuer_not_trusted_says_how_to_trust_it(tmp_path, issuer_data, st
 # === ISSUER: THE ANSWER ===
 
 
-REFUSED = {
-    # case: (database type, subscription state, IoT box line, refusal reason)
-    "no-iot-box-line": ("production", "in_progress", False, codes.NO_IOT_BOX_LINE),
-    "paused": ("production", "paused", True, codes.SUBSCRIPTION_NOT_IN_PROGRESS),
-    "staging": ("staging", "in_progress", True, codes.NOT_PRODUCTION),
-}
+REFUSED = {name: INELIGIBLE[name] for name in ("no-iot-box-line", "paused", "staging")}
 
 
 def test_each_refusal_shows_its_reason_and_fix(tmp_path, issuer_data, issuer):
-    for index, (name, (database_type, state, line, reason)) in enumerate(REFUSED.items()):
-        db_uuid, code = f"{UUID[:-2]}{index:02d}", f"{CODE}{index}"
-        register(issuer_data, db_uuid, code, database_type=database_type, state=state, line=line)
+    for name, db_uuid, code, reason in register_ineligible(issuer_data, REFUSED, UUID, CODE):
         state_dir = tmp_path / name
         pair(state_dir, issuer.url, db_uuid, code)
         before = snapshot(state_dir)
@@ -417,7 +406,7 @@ def test_certificate_states(tmp_path, issuer_data, issuer, dns_server):
     for name, (common_name, days, not_before, status, start) in cases.items():
         state_dir = tmp_path / name
         pair(state_dir, issuer.url)
-        certificate, key = self_signed(common_name, days, not_before)
+        certificate, key = root(common_name, days, not_before)
         write_pem(state_dir / CERT_FILE, certificate)
         (state_dir / KEY_FILE).write_text(keys.private_key_pem(key))
         report = run_doctor(state_dir, "--dns", dns_server.address, "--port", closed_port())
@@ -444,7 +433,7 @@ def test_certificate_states(tmp_path, issuer_data, issuer, dns_server):
     # A valid certificate with a key that is not its own: nginx could not serve it.
     state_dir = tmp_path / "wrong-key"
     pair(state_dir, issuer.url)
-    certificate, _key = self_signed(subject, 60)
+    certificate, _key = root(subject, 60)
     write_pem(state_dir / CERT_FILE, certificate)
     (state_dir / KEY_FILE).write_text(keys.private_key_pem(keys.generate_key("p256")))
     found, todo = found_and_todo(
@@ -527,7 +516,7 @@ def test_tls_fails_with_another_root_a_wrong_name_or_no_server(certified_box, dn
     state_dir, name = certified_box
     dns_server.records[name] = IP
     nginx = tls_servers(state_dir / CERT_FILE, state_dir / KEY_FILE)
-    other_root = write_pem(tmp_path / "other-root.pem", self_signed("another root")[0])
+    other_root = write_pem(tmp_path / "other-root.pem", root("another root")[0])
     found, todo = found_and_todo(
         run_doctor(state_dir, "--dns", dns_server.address, "--port", nginx.port, "--ca-file", other_root), "tls"
     )
@@ -536,7 +525,7 @@ def test_tls_fails_with_another_root_a_wrong_name_or_no_server(certified_box, dn
     assert todo.startswith("nginx must serve the whole chain"), todo
 
     # nginx serving a certificate for another name (trusted, so only the name is wrong).
-    wrong, wrong_key = self_signed("wrong.example.com", dns_name="wrong.example.com")
+    wrong, wrong_key = root("wrong.example.com", dns_name="wrong.example.com")
     wrong_path = write_pem(tmp_path / "wrong.pem", wrong, wrong_key)
     wrong_nginx = tls_servers(wrong_path, str(wrong_path) + ".key")
     found, todo = found_and_todo(

@@ -17,10 +17,8 @@ import threading
 import time
 
 import pytest
-from conftest import PUBLIC_URL, PUBLIC_ZONE, ROOT, TlsServer, closed_port
+from conftest import PUBLIC_URL, PUBLIC_ZONE, ROOT, TlsServer, closed_port, self_signed
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.x509.oid import NameOID
 
 from iot_pki import https_check, keys, profile
 from iot_pki.ca import CertificateAuthority, new_serial
@@ -63,21 +61,9 @@ def issue(ca, days=90, shift=None):
     return keys.certificate_pem(leaf) + ca.issuing_pem, key, template.subject_cn
 
 
-def self_signed(common_name):
-    """What a stock box serves before its first certificate: a self-signed certificate."""
-    key = keys.generate_key("p256")
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, common_name)])
-    now = keys.utcnow()
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(days=1))
-        .not_valid_after(now + datetime.timedelta(days=365))
-        .sign(key, hashes.SHA256())
-    )
+def temporary_like(common_name):
+    """What a stock box serves before its first certificate: a self-signed certificate (PEM), and its key."""
+    certificate, key = self_signed(common_name, keys.utcnow() + datetime.timedelta(days=365))
     return keys.certificate_pem(certificate), key
 
 
@@ -209,7 +195,7 @@ def test_trust_rule_cafile_alone_or_system_store_plus_cadata(ca, root_file, serv
     assert check(host, server.port, cadata=ca.root_pem, resolve=fake).ok
     # A CA file is the only trust: our root is not in another one, even with cadata.
     other = tmp_path / "other-root.pem"
-    other.write_text(self_signed("another root")[0])
+    other.write_text(temporary_like("another root")[0])
     result = check(host, server.port, cafile=str(other), cadata=ca.root_pem, resolve=fake)
     assert result.code == https_check.VERIFY_FAILED, result
 
@@ -248,7 +234,7 @@ def test_not_yet_valid(ca, root_file, serve):
 
 
 def test_temporary_certificate(ca, root_file, serve):
-    chain, key = self_signed(https_check.TEMPORARY_CN)
+    chain, key = temporary_like(https_check.TEMPORARY_CN)
     server = serve(chain, key)
     _chain, _key, subject = issue(ca)
     host = host_of(subject)
@@ -289,7 +275,7 @@ def test_untrusted_root_or_missing_chain(ca, root_file, serve, tmp_path):
     host = host_of(subject)
     fake = resolver({host: [IP]})
     other = tmp_path / "other-root.pem"
-    other.write_text(self_signed("another root")[0])
+    other.write_text(temporary_like("another root")[0])
     server = serve(chain, key)
     result = check(host, server.port, cafile=str(other), resolve=fake)
     assert result.code == https_check.VERIFY_FAILED, result

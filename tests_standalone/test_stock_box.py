@@ -15,11 +15,9 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import closed_port, find_odoo, mock_issuer, pem_blocks, register
+from conftest import closed_port, find_odoo, mock_issuer, pem_blocks, register, self_signed
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from cryptography.hazmat.primitives import serialization
 
 from iot_pki import codes, keys
 
@@ -154,19 +152,9 @@ def pair(db_uuid=UUID, code=CODE):
 def tls_files(tmp_path_factory):
     """A self-signed EC certificate for the mock issuer (the stock box does not verify it)."""
     directory = tmp_path_factory.mktemp("tls")
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "mock-issuer.test")])
     now = datetime.datetime.now(datetime.timezone.utc)
-    certificate = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName("mock-issuer.test")]), critical=False)
-        .sign(key, hashes.SHA256())
+    certificate, key = self_signed(
+        "mock-issuer.test", now + datetime.timedelta(days=1), now - datetime.timedelta(minutes=5), "mock-issuer.test"
     )
     cert_path, key_path = directory / "issuer.crt", directory / "issuer.key"
     cert_path.write_bytes(certificate.public_bytes(serialization.Encoding.PEM))
