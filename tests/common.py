@@ -3,6 +3,8 @@ databases and a CSR key, all built in setUpClass (no demo data)."""
 
 import json
 import re
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
@@ -10,6 +12,8 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
 from odoo.tests import HttpCase, TransactionCase
+
+from odoo.addons.iot_https.models.iot_box import LOG_PATH
 
 X509_URL = "/odoo-enterprise/iot/x509"
 SETUP_URL = "/iot/setup"
@@ -130,3 +134,41 @@ class IotHttpsHttpCase(IotHttpsCase, HttpCase):
 
     def last_request(self):
         return self.env["iot.request"].search([], limit=1)
+
+
+class FakeBoxHandler(BaseHTTPRequestHandler):
+    """A box's HTTP server: GET /hw_drivers/download_logs serves the server's ``log``."""
+
+    def do_GET(self):
+        box = self.server
+        box.paths.append(self.path)
+        if self.path != LOG_PATH:
+            self.send_error(404)
+            return
+        if box.status != 200:
+            self.send_error(box.status)
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "application/octet-stream")
+        self.send_header("Content-Disposition", "attachment; filename=odoo.log")
+        self.send_header("Content-Length", str(len(box.log)))
+        self.end_headers()
+        self.wfile.write(box.log)
+
+    def log_message(self, format, *args):  # noqa: A002 - silence the test output
+        pass
+
+
+def serve_fake_box(case_class, log):
+    """A box's HTTP server on 127.0.0.1 serving ``log`` (its ``status`` and the ``paths`` asked
+    can be changed and read), stopped when ``case_class`` ends; the box HTTP port points at it."""
+    fake_box = ThreadingHTTPServer(("127.0.0.1", 0), FakeBoxHandler)
+    fake_box.daemon_threads = True
+    fake_box.log, fake_box.status, fake_box.paths = log, 200, []
+    thread = threading.Thread(target=fake_box.serve_forever, daemon=True)
+    thread.start()
+    case_class.addClassCleanup(thread.join, 5)
+    case_class.addClassCleanup(fake_box.server_close)
+    case_class.addClassCleanup(fake_box.shutdown)
+    case_class.params.set_param("iot_https.box_http_port", str(fake_box.server_address[1]))
+    return fake_box

@@ -1,36 +1,11 @@
 import socket
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 from odoo.exceptions import UserError
 from odoo.tests import new_test_user, tagged
 
 from odoo.addons.iot_https.models.iot_box import LOG_MAX_BYTES, LOG_PATH
 
-from .common import IotHttpsCase
-
-
-class _FakeBoxHandler(BaseHTTPRequestHandler):
-    """A box's HTTP server: GET /hw_drivers/download_logs serves the server's ``log``."""
-
-    def do_GET(self):
-        box = self.server
-        box.paths.append(self.path)
-        if self.path != LOG_PATH:
-            self.send_error(404)
-            return
-        if box.status != 200:
-            self.send_error(box.status)
-            return
-        self.send_response(200)
-        self.send_header("Content-Type", "application/octet-stream")
-        self.send_header("Content-Disposition", "attachment; filename=odoo.log")
-        self.send_header("Content-Length", str(len(box.log)))
-        self.end_headers()
-        self.wfile.write(box.log)
-
-    def log_message(self, format, *args):  # noqa: A002 - silence the test output
-        pass
+from .common import IotHttpsCase, serve_fake_box
 
 
 @tagged("post_install", "-at_install")
@@ -40,15 +15,7 @@ class TestDownloadLogs(IotHttpsCase):
     @classmethod
     def setUpClass(cls):
         super().setUpClass()
-        cls.fake_box = ThreadingHTTPServer(("127.0.0.1", 0), _FakeBoxHandler)
-        cls.fake_box.daemon_threads = True
-        cls.fake_box.log, cls.fake_box.status, cls.fake_box.paths = b"", 200, []
-        thread = threading.Thread(target=cls.fake_box.serve_forever, daemon=True)
-        thread.start()
-        cls.addClassCleanup(thread.join, 5)
-        cls.addClassCleanup(cls.fake_box.server_close)
-        cls.addClassCleanup(cls.fake_box.shutdown)
-        cls.params.set_param("iot_https.box_http_port", str(cls.fake_box.server_address[1]))
+        cls.fake_box = serve_fake_box(cls, b"")
         cls.box = cls.env["iot.box"].create({"name": "Counter", "identifier": "b8:27:eb:00:00:02", "ip": "127.0.0.1"})
 
     def setUp(self):

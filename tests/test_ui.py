@@ -1,17 +1,14 @@
 """The screens in a real browser (Debian's chromium): Odoo tours, then screenshots for the README."""
 
 import base64
-import threading
 from datetime import timedelta
-from http.server import ThreadingHTTPServer
 from pathlib import Path
 
 from odoo import fields
 from odoo.tests import tagged
 from odoo.tests.common import ChromeBrowser
 
-from .common import IotHttpsHttpCase
-from .test_download_logs import _FakeBoxHandler
+from .common import IotHttpsHttpCase, serve_fake_box
 
 ADDON = Path(__file__).resolve().parent.parent
 SCREENSHOTS = ADDON / "docs" / "screenshots"
@@ -59,15 +56,7 @@ class TestScreens(IotHttpsHttpCase):
             }
         )  # fmt: skip
         # The back-office box is reached on its IPv4: a real HTTP server stands in for it.
-        cls.fake_box = ThreadingHTTPServer(("127.0.0.1", 0), _FakeBoxHandler)
-        cls.fake_box.daemon_threads = True
-        cls.fake_box.log, cls.fake_box.status, cls.fake_box.paths = BOX_LOG, 200, []
-        thread = threading.Thread(target=cls.fake_box.serve_forever, daemon=True)
-        thread.start()
-        cls.addClassCleanup(thread.join, 5)
-        cls.addClassCleanup(cls.fake_box.server_close)
-        cls.addClassCleanup(cls.fake_box.shutdown)
-        cls.params.set_param("iot_https.box_http_port", str(cls.fake_box.server_address[1]))
+        cls.fake_box = serve_fake_box(cls, BOX_LOG)
         cls.back_office = cls.env["iot.box"].create(
             {"name": "Back office", "identifier": "b8:27:eb:10:20:31", "ip": "127.0.0.1", "version": "24.01"}
         )
