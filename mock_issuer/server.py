@@ -176,7 +176,7 @@ class _WholeRequestHandler(IssuerHandler):
         self.rfile = io.BytesIO(self._request_bytes)
 
     def handle(self):
-        self.handle_one_request()  # only this one: a kept-alive connection's next request gets a thread
+        self.handle_one_request()  # only this one: the loop watches a kept-alive connection for its next
 
 
 # A certificate request, the only route worth the fast path: its answer (a few KiB)
