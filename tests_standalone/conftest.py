@@ -247,6 +247,16 @@ def self_signed(common_name, not_after=None, not_before=None, dns_name=None, ip_
     return builder.sign(key, hashes.SHA256()), key
 
 
+UNKNOWN_UUID = "ffffffff-0000-4000-8000-000000000000"
+WRONG_CODE = "M2411WRONG"
+
+
+def wrong_credentials(db_uuid, code):
+    """The two ways a box's credentials are wrong for the database (``db_uuid``, ``code``):
+    (case name, UUID sent, code sent); the issuers answer both alike."""
+    return (("unknown-uuid", UNKNOWN_UUID, code), ("wrong-code", db_uuid, WRONG_CODE))
+
+
 # Databases the issuers refuse, and why.
 INELIGIBLE = {
     # case: (database type, subscription state, IoT box line, refusal reason)

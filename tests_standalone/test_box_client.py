@@ -26,6 +26,7 @@ from conftest import (
     register,
     register_ineligible,
     self_signed,
+    wrong_credentials,
 )
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -253,8 +254,7 @@ def test_request_errors_show_a_blank_line_before_the_reason_as_stock(tmp_path, i
 def test_wrong_credentials_are_refused_without_a_reason(tmp_path, issuer_data, issuer):
     register(issuer_data, UUID, CODE)
     outputs = []
-    for name, db_uuid, code in (("unknown-uuid", "ffffffff-0000-4000-8000-000000000000", CODE),
-                                ("wrong-code", UUID, "M2411WRONG")):  # fmt: skip
+    for name, db_uuid, code in wrong_credentials(UUID, CODE):
         state_dir = tmp_path / name
         pair(state_dir, issuer.url, db_uuid, code)
         result = check(state_dir)

@@ -33,6 +33,7 @@ from conftest import (
     register,
     register_ineligible,
     self_signed,
+    wrong_credentials,
 )
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
@@ -348,8 +349,7 @@ def test_unknown_credentials_get_the_generic_meaning(tmp_path, issuer_data, issu
     register(issuer_data, UUID, CODE)
     entry = codes.BOX_ERRORS[codes.LOAD_REQUEST_NO_RESULT]
     lines = []
-    for name, db_uuid, code in (("unknown-uuid", "ffffffff-0000-4000-8000-000000000000", CODE),
-                                ("wrong-code", UUID, "M2411WRONG")):  # fmt: skip
+    for name, db_uuid, code in wrong_credentials(UUID, CODE):
         state_dir = tmp_path / name
         pair(state_dir, issuer.url, db_uuid, code)
         report = run_doctor(state_dir)

@@ -22,7 +22,7 @@ from collections import Counter
 
 import pytest
 import requests
-from conftest import IssuerProcess, box, first_pem, mock_issuer, register
+from conftest import UNKNOWN_UUID, IssuerProcess, box, first_pem, mock_issuer, register
 from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import dsa, ec, ed25519, rsa
@@ -45,7 +45,7 @@ UUID = "5a6b7c8d-1111-4e2f-9a0b-c1d2e3f4a5b6"
 CODE = "M24HARDEN"
 UUID2 = "5a6b7c8d-2222-4e2f-9a0b-c1d2e3f4a5b6"
 CODE2 = "M24OTHER"
-UNKNOWN = "ffffffff-0000-4000-8000-000000000000"
+UNKNOWN = UNKNOWN_UUID
 
 
 # === HELPERS ===

@@ -15,7 +15,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import closed_port, find_odoo, mock_issuer, pem_blocks, register, self_signed
+from conftest import WRONG_CODE, closed_port, find_odoo, mock_issuer, pem_blocks, register, self_signed
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
@@ -252,7 +252,7 @@ REFUSALS = {
     "no IoT box line": ({"line": False}, UUID, CODE, codes.NO_IOT_BOX_LINE),
     "staging database": ({"database_type": "staging"}, UUID, CODE, codes.NOT_PRODUCTION),
     "closed subscription": ({"state": "closed"}, UUID, CODE, codes.SUBSCRIPTION_NOT_IN_PROGRESS),
-    "wrong enterprise code": ({}, UUID, "M2411WRONG", codes.UNKNOWN_CREDENTIALS),
+    "wrong enterprise code": ({}, UUID, WRONG_CODE, codes.UNKNOWN_CREDENTIALS),
     "unknown database": ({}, "00000000-0000-4000-8000-000000000000", CODE, codes.UNKNOWN_CREDENTIALS),
 }
 
