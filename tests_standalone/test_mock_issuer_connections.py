@@ -34,22 +34,22 @@ def request_bytes(db_uuid=UUID, code=CODE, connection="close"):
     return head.encode() + body
 
 
-def read_answer(connection):
-    """One HTTP answer from ``connection``: (status, JSON body)."""
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = connection.recv(65536)
-        assert chunk, f"connection closed before an answer: {data!r}"
-        data += chunk
-    head, _sep, body = data.partition(b"\r\n\r\n")
-    lines = head.split(b"\r\n")
-    length = int(next(line.split(b":")[1] for line in lines if line.lower().startswith(b"content-length")))
-    while len(body) < length:
-        chunk = connection.recv(65536)
-        assert chunk, "connection closed in the middle of an answer"
-        body += chunk
-    assert len(body) == length, "more bytes than one answer"
-    return int(head.split(b" ", 2)[1]), json.loads(body)
+def read_answer(reader):
+    """One HTTP answer from ``reader`` (``connection.makefile("rb")``): (status, JSON body).
+
+    A buffered reader, because two answers may arrive in one segment (pipelined requests):
+    what follows this answer stays in the buffer for the next call."""
+    status_line = reader.readline()
+    assert status_line, "connection closed before an answer"
+    length = None
+    while (line := reader.readline()) not in (b"\r\n", b""):
+        name, _sep, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    assert length is not None, f"no Content-Length in the answer to {status_line!r}"
+    body = reader.read(length)
+    assert len(body) == length, "connection closed in the middle of an answer"
+    return int(status_line.split(b" ", 2)[1]), json.loads(body)
 
 
 def threads_of(pid):
@@ -78,7 +78,7 @@ def box_issuer(tmp_path, start_issuer):
 def test_request_arriving_whole_is_answered(box_issuer):
     with socket.create_connection(("127.0.0.1", box_issuer.port), timeout=30) as connection:
         connection.sendall(request_bytes())
-        assert issued(read_answer(connection))
+        assert issued(read_answer(connection.makefile("rb")))
         assert connection.recv(1) == b"", "Connection: close is honoured"
 
 
@@ -88,7 +88,7 @@ def test_request_arriving_in_pieces_is_answered(box_issuer):
         for piece in (whole[:10], whole[10:60], whole[60:-5], whole[-5:]):
             connection.sendall(piece)
             time.sleep(0.2)  # each piece arrives alone
-        assert issued(read_answer(connection))
+        assert issued(read_answer(connection.makefile("rb")))
 
 
 def test_kept_alive_connection_answers_each_request(box_issuer):
@@ -105,7 +105,8 @@ def test_kept_alive_connection_answers_each_request(box_issuer):
 def test_pipelined_requests_are_both_answered(box_issuer):
     with socket.create_connection(("127.0.0.1", box_issuer.port), timeout=30) as connection:
         connection.sendall(request_bytes(connection="keep-alive") + request_bytes(code="WRONG", connection="close"))
-        first, second = read_answer(connection), read_answer(connection)
+        reader = connection.makefile("rb")
+        first, second = read_answer(reader), read_answer(reader)
     assert issued(first)
     assert second[0] == 200 and second[1]["result"] is False, second  # the wrong code: refused, not lost
 
@@ -116,7 +117,7 @@ def test_silent_connections_hold_no_thread(box_issuer):
     pid = box_issuer.process.pid
     with socket.create_connection(("127.0.0.1", box_issuer.port), timeout=30) as warm:
         warm.sendall(request_bytes())
-        assert issued(read_answer(warm))
+        assert issued(read_answer(warm.makefile("rb")))
     before = threads_of(pid)
     silent, idle = [], []
     try:
@@ -125,14 +126,14 @@ def test_silent_connections_hold_no_thread(box_issuer):
         for _ in range(100):
             connection = socket.create_connection(("127.0.0.1", box_issuer.port), timeout=30)
             connection.sendall(request_bytes(code="WRONG", connection="keep-alive"))
-            status, payload = read_answer(connection)
+            status, payload = read_answer(connection.makefile("rb"))
             assert (status, payload["result"]) == (200, False)
             idle.append(connection)
         assert threads_of(pid) <= before + 1, f"{threads_of(pid)} threads, {before} before"
         started = time.monotonic()
         with socket.create_connection(("127.0.0.1", box_issuer.port), timeout=30) as box:
             box.sendall(request_bytes())
-            assert issued(read_answer(box))
+            assert issued(read_answer(box.makefile("rb")))
         assert time.monotonic() - started < 5
     finally:
         for connection in silent + idle:
@@ -151,7 +152,7 @@ def test_idle_kept_alive_connection_is_closed_after_the_timeout(issuer_data, mon
     try:
         with socket.create_connection(("127.0.0.1", server.server_address[1]), timeout=10) as connection:
             connection.sendall(request_bytes(connection="keep-alive"))
-            assert issued(read_answer(connection))
+            assert issued(read_answer(connection.makefile("rb")))
             started = time.monotonic()
             assert connection.recv(1) == b"", "the server closes the idle connection"
             assert 0.5 < time.monotonic() - started < 5
