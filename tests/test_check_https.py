@@ -2,16 +2,10 @@ import contextlib
 import datetime
 import shutil
 import socket
-import ssl
 import tempfile
-import threading
-import time
 from pathlib import Path
 from unittest.mock import patch
 
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes
-from cryptography.x509.oid import NameOID
 from dateutil.relativedelta import relativedelta
 from lxml import etree
 
@@ -20,54 +14,11 @@ from odoo.tests import new_test_user, tagged
 from odoo.tools.safe_eval import safe_eval
 
 from odoo.addons.iot_https.iot_pki import https_check, keys, profile
+from odoo.addons.iot_https.testkit.tls import TlsServer, closed_port, self_signed, write_chain
 
 from .common import IotHttpsHttpCase, pem_certificates
 
 BOX_IP = "127.0.0.1"
-
-
-class _TlsServer:
-    """nginx on a box: Python's ssl serving a chain and its key on 127.0.0.1; bounded to 60 s."""
-
-    def __init__(self, folder, chain_pem, key):
-        chain_file, key_file = Path(folder) / "chain.pem", Path(folder) / "key.pem"
-        chain_file.write_text(chain_pem)
-        key_file.write_text(keys.private_key_pem(key))
-        self.context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-        self.context.load_cert_chain(str(chain_file), str(key_file))
-        self.sock = socket.create_server((BOX_IP, 0))
-        self.sock.settimeout(0.1)
-        self.port = self.sock.getsockname()[1]
-        self.handshakes = 0
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._thread.start()
-
-    def _serve(self):
-        deadline = time.monotonic() + 60
-        while not self._stop.is_set() and time.monotonic() < deadline:
-            try:
-                conn, _peer = self.sock.accept()
-            except TimeoutError:
-                continue
-            conn.settimeout(5)
-            try:
-                with self.context.wrap_socket(conn, server_side=True):
-                    self.handshakes += 1
-            except OSError:  # the client refused the certificate: the test says why
-                conn.close()
-
-    def wait_for_handshakes(self, count):
-        """:return: whether ``count`` handshakes completed on the server's side (it ends them after the client)."""
-        deadline = time.monotonic() + 5
-        while self.handshakes < count and time.monotonic() < deadline:
-            time.sleep(0.01)
-        return self.handshakes == count
-
-    def stop(self):
-        self._stop.set()
-        self._thread.join(timeout=5)
-        self.sock.close()
 
 
 @tagged("post_install", "-at_install")
@@ -94,8 +45,8 @@ class TestCheckHttps(IotHttpsHttpCase):
         self.box = self.env["iot.box"].create({"name": "Counter", "identifier": "b8:27:eb:00:00:10", "ip": self.host})
 
     def _serve(self, chain_pem, key):
-        folder = Path(tempfile.mkdtemp(dir=self.folder))
-        server = _TlsServer(folder, chain_pem, key)
+        folder = tempfile.mkdtemp(dir=self.folder)
+        server = TlsServer(*write_chain(folder, chain_pem, keys.private_key_pem(key)))
         self.addCleanup(server.stop)
         return server
 
@@ -154,20 +105,7 @@ class TestCheckHttps(IotHttpsHttpCase):
         self.assertEqual(tree.xpath("//field[@name='https_state']/@widget"), ["badge"])
 
     def test_untrusted_root_is_a_verify_error(self):
-        key = keys.generate_key("p256")
-        name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, self.subject)])
-        now = keys.utcnow()
-        other = (
-            x509.CertificateBuilder()
-            .subject_name(name)
-            .issuer_name(name)
-            .public_key(key.public_key())
-            .serial_number(x509.random_serial_number())
-            .not_valid_before(now - datetime.timedelta(days=1))
-            .not_valid_after(now + datetime.timedelta(days=30))
-            .add_extension(x509.SubjectAlternativeName([x509.DNSName(self.subject)]), critical=False)
-            .sign(key, hashes.SHA256())
-        )
+        other, key = self_signed(self.subject, dns_name=self.subject)
         server = self._serve(keys.certificate_pem(other), key)
         self.params.set_param("iot_https.box_https_port", str(server.port))
         box = self._check()
@@ -186,13 +124,11 @@ class TestCheckHttps(IotHttpsHttpCase):
         self.assertIn("its own name", box.https_fix)
 
     def test_nothing_listening_is_connection_refused(self):
-        with socket.socket() as probe:
-            probe.bind((BOX_IP, 0))
-            closed_port = probe.getsockname()[1]
-        self.params.set_param("iot_https.box_https_port", str(closed_port))
+        port = closed_port(BOX_IP)
+        self.params.set_param("iot_https.box_https_port", str(port))
         box = self._check()
         self._assert_error(box, https_check.CONNECTION_REFUSED)
-        self.assertEqual(box.https_message, f"connection to {BOX_IP}:{closed_port} refused: nothing serves HTTPS there")
+        self.assertEqual(box.https_message, f"connection to {BOX_IP}:{port} refused: nothing serves HTTPS there")
         self.assertFalse(box.https_not_after)
 
     def test_nxdomain_gives_the_documented_dns_fix(self):

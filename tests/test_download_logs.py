@@ -1,9 +1,8 @@
-import socket
-
 from odoo.exceptions import UserError
 from odoo.tests import new_test_user, tagged
 
 from odoo.addons.iot_https.models.iot_box import LOG_MAX_BYTES, LOG_PATH
+from odoo.addons.iot_https.testkit.tls import closed_port
 
 from .common import IotHttpsCase, serve_fake_box
 
@@ -56,15 +55,13 @@ class TestDownloadLogs(IotHttpsCase):
         self.assertIn(str(dropped).encode(), notice)
 
     def test_unreachable_box(self):
-        with socket.socket() as probe:  # a port nobody listens on
-            probe.bind(("127.0.0.1", 0))
-            closed_port = probe.getsockname()[1]
-        self.params.set_param("iot_https.box_http_port", str(closed_port))
+        port = closed_port()
+        self.params.set_param("iot_https.box_http_port", str(port))
         with self.assertRaises(UserError) as caught:
             self.box.action_download_logs()
         message = str(caught.exception)
         self.assertIn("cannot be reached", message)
-        self.assertIn(f"http://127.0.0.1:{closed_port}{LOG_PATH}", message)
+        self.assertIn(f"http://127.0.0.1:{port}{LOG_PATH}", message)
         self.assertIn("Counter", message)
         self.assertFalse(self._attachments())
 

@@ -17,7 +17,6 @@ import requests
 from conftest import (
     INELIGIBLE,
     box,
-    closed_port,
     expected_subject,
     first_pem,
     issuer_list,
@@ -25,7 +24,6 @@ from conftest import (
     pkilint_findings,
     register,
     register_ineligible,
-    self_signed,
     wrong_credentials,
 )
 from cryptography import x509
@@ -33,6 +31,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from iot_pki import codes, keys, profile
+from testkit.tls import closed_port, self_signed
 
 UUID = "0d5c7a52-9b1e-4f7e-a0f4-3c1d2e3f4a5b"
 CODE = "M2411BOXCLIENT"

@@ -24,15 +24,12 @@ import pytest
 import requests
 from conftest import (
     INELIGIBLE,
-    TlsServer,
     box,
-    closed_port,
     expected_subject,
     issuer_list,
     mock_issuer,
     register,
     register_ineligible,
-    self_signed,
     wrong_credentials,
 )
 from cryptography import x509
@@ -40,6 +37,7 @@ from cryptography.hazmat.primitives import serialization
 
 from box_client import doctor as doctor_module
 from iot_pki import codes, keys, profile
+from testkit.tls import closed_port, self_signed
 
 CHECKS = ["server", "credentials", "issuer-reachable", "issuer-answer", "certificate", "dns", "tls"]
 UUID = "4b0f2c1e-7d3a-4e5f-9a8b-1c2d3e4f5a6b"
@@ -153,20 +151,6 @@ def dns_server():
     server = DnsServer()
     yield server
     server.stop()
-
-
-@pytest.fixture
-def tls_servers():
-    started = []
-
-    def start(chain_path, key_path):
-        server = TlsServer(chain_path, key_path)
-        started.append(server)
-        return server
-
-    yield start
-    for server in started:
-        server.stop()
 
 
 @pytest.fixture

@@ -13,15 +13,17 @@ import re
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 
 import pytest
-from conftest import PUBLIC_URL, PUBLIC_ZONE, ROOT, TlsServer, closed_port, self_signed
+from conftest import PUBLIC_URL, PUBLIC_ZONE, ROOT
 from cryptography import x509
 
 from iot_pki import https_check, keys, profile
 from iot_pki.ca import CertificateAuthority, new_serial
+from testkit.tls import closed_port, self_signed, write_chain
 
 UUID = "5d6e7f80-1a2b-4c3d-8e9f-0a1b2c3d4e5f"
 IP = "127.0.0.1"
@@ -68,21 +70,12 @@ def temporary_like(common_name):
 
 
 @pytest.fixture
-def serve(tmp_path):
-    servers = []
-
+def serve(tmp_path, tls_servers):
     def start(chain_pem, key):
-        folder = tmp_path / f"server{len(servers)}"
-        folder.mkdir()
-        chain_file, key_file = folder / "chain.pem", folder / "key.pem"
-        chain_file.write_text(chain_pem)
-        key_file.write_text(keys.private_key_pem(key))
-        servers.append(TlsServer(chain_file, key_file))
-        return servers[-1]
+        folder = tempfile.mkdtemp(dir=tmp_path)
+        return tls_servers(*write_chain(folder, chain_pem, keys.private_key_pem(key)))
 
-    yield start
-    for server in servers:
-        server.stop()
+    return start
 
 
 def resolver(answers):

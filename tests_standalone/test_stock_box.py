@@ -15,11 +15,12 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from conftest import WRONG_CODE, closed_port, find_odoo, mock_issuer, pem_blocks, register, self_signed
+from conftest import WRONG_CODE, find_odoo, mock_issuer, pem_blocks, register
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from iot_pki import codes, keys
+from testkit.tls import closed_port, self_signed
 
 DRIVER = Path(__file__).resolve().parent / "stock_box_driver.py"
 RESULT_PREFIX = "STOCK_BOX_RESULT "

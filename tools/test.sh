@@ -58,7 +58,7 @@ else
 fi
 
 echo "== pylint-odoo (OCA checks for 17.0)"
-if .venv/bin/pylint --rcfile=.pylintrc __manifest__.py __init__.py models controllers wizard tests; then
+if .venv/bin/pylint --rcfile=.pylintrc __manifest__.py __init__.py models controllers wizard tests testkit; then
     record pylint-odoo 1 0
 else
     record pylint-odoo 0 1
