@@ -38,23 +38,14 @@ class _SourceTreeReader(TranslationModuleReader):
             dirs[:] = [name for name in dirs if not name.startswith(".") and name != "__pycache__"]
             for fname in files:
                 if fname.endswith(".py"):
-                    self._babel_extract_terms(
-                        fname,
-                        addons_path,
-                        root,
-                        "python",
-                        extra_comments=[PYTHON_TRANSLATION_COMMENT],
-                        extract_keywords={"_": None, "_lt": None},
-                    )
+                    method, comment, keywords = "python", PYTHON_TRANSLATION_COMMENT, {"_": None, "_lt": None}
                 elif fname.endswith(".js") and "/static/src" in root:
-                    self._babel_extract_terms(
-                        fname,
-                        addons_path,
-                        root,
-                        "javascript",
-                        extra_comments=[JAVASCRIPT_TRANSLATION_COMMENT],
-                        extract_keywords={"_t": None, "_lt": None},
-                    )
+                    method, comment, keywords = "javascript", JAVASCRIPT_TRANSLATION_COMMENT, {"_t": None, "_lt": None}
+                else:
+                    continue
+                self._babel_extract_terms(
+                    fname, addons_path, root, method, extra_comments=[comment], extract_keywords=keywords
+                )
 
 
 @tagged("post_install", "-at_install")
