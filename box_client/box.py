@@ -120,7 +120,7 @@ class Box:
                 if self._needs_refresh(config, now):
                     raise BoxError(codes.LOAD_REQUEST_NO_RESULT, "the new certificate still needs a refresh")
         except BoxError as exc:
-            return CheckResult(False, exc.code, exc.details + _explain(exc.code), refreshed)
+            return CheckResult(False, exc.code, exc.details + _explain(exc), refreshed)
         certificate = x509.load_pem_x509_certificate(self.cert_path.read_bytes())
         subject = keys.common_name(certificate)
         ip = config.ip or local_ip()
@@ -272,9 +272,13 @@ def _error_message(response):
         return ""
 
 
-def _explain(code):
-    entry = codes.BOX_ERRORS.get(code.split(" ", 1)[0])
-    return [f"meaning: {entry.meaning}", f"fix: {entry.fix}"] if entry else []
+def _explain(exc):
+    """The error code's meaning, and its fix: the refusal's own when the issuer gave its reason."""
+    entry = codes.BOX_ERRORS.get(exc.code.split(" ", 1)[0])
+    if entry is None:
+        return []
+    refusal = codes.REFUSALS.get(exc.refusal)
+    return [f"meaning: {entry.meaning}", f"fix: {refusal.fix if refusal else entry.fix}"]
 
 
 def _reason(exc):

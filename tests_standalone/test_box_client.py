@@ -70,14 +70,16 @@ def check(state_dir, env=None):
     return box(state_dir, "check", env=env)
 
 
-def error_details(result, code):
-    """Assert a box error (exit 1, ``code`` first, meaning and fix last); :return: the detail lines between."""
+def error_details(result, code, refusal=None):
+    """Assert a box error (exit 1, ``code`` first, meaning and fix last: the fix of the issuer's
+    ``refusal`` reason when it gave one); :return: the detail lines between."""
     lines = output_lines(result)
     assert result.returncode == 1, result.stdout + result.stderr
     assert lines, result.stderr
     assert lines[0] == code, result.stdout
     entry = codes.BOX_ERRORS[code.split(" ", 1)[0]]
-    assert lines[-2:] == [f"meaning: {entry.meaning}", f"fix: {entry.fix}"], result.stdout
+    fix = codes.REFUSALS[refusal].fix if refusal else entry.fix
+    assert lines[-2:] == [f"meaning: {entry.meaning}", f"fix: {fix}"], result.stdout
     return lines[1:-2]
 
 
@@ -273,7 +275,7 @@ def test_ineligible_databases_are_refused_with_their_reason(tmp_path, issuer_dat
     for name, db_uuid, code, reason in register_ineligible(issuer_data, INELIGIBLE, UUID, CODE):
         state_dir = tmp_path / name
         pair(state_dir, issuer.url, db_uuid, code)
-        details = error_details(check(state_dir), codes.LOAD_REQUEST_NO_RESULT)
+        details = error_details(check(state_dir), codes.LOAD_REQUEST_NO_RESULT, reason)
         assert details == [f"refused: {reason}: {codes.REFUSALS[reason].meaning}"], name
         assert not (state_dir / CERT_FILE).exists() and not (state_dir / KEY_FILE).exists(), name
     certificates, requests_seen = issuer_list(issuer_data)
@@ -437,7 +439,7 @@ def test_subscription_line_added_after_connecting_the_box(tmp_path, issuer_data,
     register(issuer_data, UUID, CODE, line=False)
     state_dir = tmp_path / "box"
     pair(state_dir, issuer.url)
-    details = error_details(check(state_dir), codes.LOAD_REQUEST_NO_RESULT)
+    details = error_details(check(state_dir), codes.LOAD_REQUEST_NO_RESULT, codes.NO_IOT_BOX_LINE)
     assert details == [f"refused: {codes.NO_IOT_BOX_LINE}: {codes.REFUSALS[codes.NO_IOT_BOX_LINE].meaning}"]
 
     register(issuer_data, UUID, CODE, line=True)
