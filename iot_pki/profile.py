@@ -260,13 +260,18 @@ def sign_template(template, ca):
     return ca.sign(builder)
 
 
+def normalize_host(host):
+    """A host name as compared: lowercase, without surrounding blanks or a trailing dot."""
+    return (host or "").strip().lower().rstrip(".")
+
+
 def subject_of_box_host(host):
     """The certificate subject a box host name belongs to.
 
     ``10-0-0-5.<label>.<zone>`` -> ``*.<label>.<zone>``; None for a plain
     IP address (a box without a certificate registers with its IP).
     """
-    host = (host or "").strip().lower().rstrip(".")
+    host = normalize_host(host)
     first, _dot, rest = host.partition(".")
     if "." not in rest or not all(_DNS_LABEL.match(label) for label in rest.split(".")):
         return None

@@ -17,7 +17,6 @@ LOG_TIMEOUT = (5, 30)  # seconds: connect, read
 LOG_MAX_BYTES = 5 * 1024 * 1024
 BOX_HTTP_PORT = 8069
 BOX_HTTPS_PORT = 443
-HTTPS_CHECK_TIMEOUT = 5  # seconds, for the connection and the handshake each
 HTTPS_STATES = [("unknown", "Not checked"), ("ok", "OK"), ("warning", "Renew soon"), ("error", "Not working")]
 HTTPS_CODES = [(code, code.replace("_", " ").capitalize()) for code in https_check.CODES]
 SERVER_RESOLVER = "the Odoo server's resolver"  # the resolver's name in the check's messages
@@ -217,13 +216,12 @@ class IotBox(models.Model):
         """
         if not profile.subject_of_box_host(self.ip):
             return https_check.no_https_name(self.ip)
-        host = self.ip.strip().lower().rstrip(".")
-        trust = self.env["iot.issuer"]._box_trust_file(host)
+        trust = self.env["iot.issuer"]._box_trust_file(self.ip)
         return https_check.check_https(
-            host,
+            self.ip,
             self._https_port(),
             cafile=trust if isinstance(trust, str) else None,
-            timeout=HTTPS_CHECK_TIMEOUT,
+            timeout=https_check.DEFAULT_TIMEOUT,
             resolver_name=SERVER_RESOLVER,
         )
 

@@ -128,8 +128,8 @@ class IotIssuer(models.AbstractModel):
     @api.model
     def _box_trust_file(self, host):
         """CA file to verify a box's HTTPS: our root for names in our zone, else the system's."""
-        zone = self._settings().zone
-        if host.endswith("." + zone):
+        zone = profile.normalize_host(self._settings().zone)
+        if profile.normalize_host(host).endswith("." + zone):
             return str(self._ca_directory() / ca_module.ROOT_CERT)
         return True
 

@@ -152,6 +152,15 @@ class TestCheckHttps(IotHttpsHttpCase):
         self._check(no_address, answers={})
         self._assert_error(no_address, https_check.NO_HTTPS_NAME)
 
+    def test_names_in_our_zone_are_verified_with_our_root_whatever_their_case(self):
+        host = self.host.upper() + "."
+        box = self.env["iot.box"].create({"name": "Typed", "identifier": "b8:27:eb:00:00:14", "ip": host})
+        root = self.env["iot.issuer"]._box_trust_file(self.host)
+        self.assertTrue(isinstance(root, str) and Path(root).is_file(), root)
+        self.assertEqual(box._log_url(), (f"https://{host}:{self.server.port}/hw_drivers/download_logs", root))
+        self._check(box, answers={self.host: BOX_IP})
+        self.assertEqual(box.https_state, "ok", box.https_message)
+
     # === STORED STATE ===
 
     def test_a_new_address_forgets_the_last_check(self):
