@@ -5,10 +5,11 @@ import ipaddress
 import sys
 from urllib.parse import urlsplit
 
+from iot_pki.https_check import DEFAULT_PORT
 from iot_pki.protocol import ProtocolError, parse_pairing
 
 from .box import Box, BoxConfig, BoxError
-from .doctor import DEFAULT_PORT, PASS, Doctor, parse_dns_server
+from .doctor import PASS, Doctor, parse_dns_server
 
 
 def _url(value):

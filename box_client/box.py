@@ -5,7 +5,6 @@ do and the stock one does not: verify the issuer's TLS, never crash on a bad
 file or answer, and optionally keep its key (CSR mode).
 """
 
-import datetime
 import json
 import os
 import socket
@@ -19,6 +18,7 @@ from requests.adapters import HTTPAdapter
 from urllib3.util.retry import Retry
 
 from iot_pki import codes, https_check, keys, profile
+from iot_pki.https_check import describe_exception, fmt
 
 CONFIG_FILE = "box.json"
 CERT_FILE = "nginx-cert.crt"
@@ -88,7 +88,7 @@ class Box:
                 raise ValueError("not a JSON object")
         except (OSError, ValueError) as exc:
             # A box whose server configuration cannot be read has no server.
-            raise BoxError(codes.CHECK_NO_SERVER, f"{path} is unreadable: {_reason(exc)}") from None
+            raise BoxError(codes.CHECK_NO_SERVER, f"{path} is unreadable: {describe_exception(exc)}") from None
         values = {}
         for field in fields(BoxConfig):
             if field.name not in raw:
@@ -121,14 +121,14 @@ class Box:
                     raise BoxError(codes.LOAD_REQUEST_NO_RESULT, "the new certificate still needs a refresh")
         except BoxError as exc:
             return CheckResult(False, exc.code, exc.details + _explain(exc), refreshed)
-        certificate = x509.load_pem_x509_certificate(self.cert_path.read_bytes())
+        certificate = self.read_certificate()
         subject = keys.common_name(certificate)
         ip = config.ip or local_ip()
         line = (
-            f"OK {subject} valid from {_fmt(keys.not_valid_before(certificate))} "
-            f"until {_fmt(keys.not_valid_after(certificate))} https://{profile.box_hostname(ip, subject)}"
+            f"OK {subject} valid from {fmt(keys.not_valid_before(certificate))} "
+            f"until {fmt(keys.not_valid_after(certificate))} https://{profile.box_hostname(ip, subject)}"
         )
-        details = [f"renewal due after {_fmt(keys.not_valid_after(certificate) - RENEW_BEFORE)}"]
+        details = [f"renewal due after {fmt(keys.not_valid_after(certificate) - RENEW_BEFORE)}"]
         return CheckResult(True, line, details, refreshed)
 
     def _needs_refresh(self, config, now=None):
@@ -157,7 +157,7 @@ class Box:
             keys.common_name(certificate)
             keys.not_valid_after(certificate)
         except (OSError, ValueError) as exc:
-            raise BoxError(codes.CHECK_CERT_READ_EXCEPTION, f"{self.cert_path}: {_reason(exc)}") from None
+            raise BoxError(codes.CHECK_CERT_READ_EXCEPTION, f"{self.cert_path}: {describe_exception(exc)}") from None
         return certificate
 
     # === LOAD (stock: load_certificate) ===
@@ -170,21 +170,35 @@ class Box:
         self._install(read_answer(response, url), new_key, url)
 
     def _install(self, result, new_key, url):
-        try:
-            chain_pem = result["x509_pem"]
-            key_pem = keys.private_key_pem(new_key) if new_key is not None else result["private_key_pem"]
-            certificate = x509.load_pem_x509_certificate(chain_pem.encode("ascii"))
-            private_key = keys.load_private_key_pem(key_pem)
-            subject_cn = result["subject_cn"]
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            raise BoxError(codes.LOAD_REQUEST_NO_RESULT, f"the answer of {url} is not usable: {_reason(exc)}") from None
-        if _spki(certificate.public_key()) != _spki(private_key.public_key()):
-            raise BoxError(codes.LOAD_REQUEST_NO_RESULT, "the certificate does not match the key")
-        if subject_cn != keys.common_name(certificate):
-            raise BoxError(codes.LOAD_REQUEST_NO_RESULT, "subject_cn does not match the certificate")
+        chain_pem, key_pem, _certificate = parse_answer(result, new_key, url)
         # Key first (0600), then the certificate: nginx never sees a certificate without its key.
         _write_atomic(self.key_path, key_pem.encode("ascii"), 0o600)
         _write_atomic(self.cert_path, chain_pem.encode("ascii"), 0o644)
+
+
+def parse_answer(result, new_key, url):
+    """What a box accepts of an issuer's certificate: a chain whose leaf matches the key it will
+    serve (``new_key``, the one it made in CSR mode, else the issuer's ``private_key_pem``) and
+    the announced subject.
+
+    :return: (chain PEM, key PEM, leaf certificate)
+    :raise BoxError: LOAD_REQUEST_NO_RESULT saying what is wrong
+    """
+    try:
+        chain_pem = result["x509_pem"]
+        key_pem = keys.private_key_pem(new_key) if new_key is not None else result["private_key_pem"]
+        certificate = x509.load_pem_x509_certificate(chain_pem.encode("ascii"))
+        private_key = keys.load_private_key_pem(key_pem)
+        subject_cn = result["subject_cn"]
+    except (KeyError, TypeError, ValueError, AttributeError) as exc:
+        raise BoxError(
+            codes.LOAD_REQUEST_NO_RESULT, f"the answer of {url} is not usable: {describe_exception(exc)}"
+        ) from None
+    if _spki(certificate.public_key()) != _spki(private_key.public_key()):
+        raise BoxError(codes.LOAD_REQUEST_NO_RESULT, "the certificate does not match the key")
+    if subject_cn != keys.common_name(certificate):
+        raise BoxError(codes.LOAD_REQUEST_NO_RESULT, "subject_cn does not match the certificate")
+    return chain_pem, key_pem, certificate
 
 
 def require_credentials(config):
@@ -281,16 +295,8 @@ def _explain(exc):
     return [f"meaning: {entry.meaning}", f"fix: {refusal.fix if refusal else entry.fix}"]
 
 
-def _reason(exc):
-    return f"{type(exc).__name__}: {exc}"
-
-
 def _spki(public_key):
     return public_key.public_bytes(serialization.Encoding.DER, serialization.PublicFormat.SubjectPublicKeyInfo)
-
-
-def _fmt(moment):
-    return moment.astimezone(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _write_atomic(path, data, mode):

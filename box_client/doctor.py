@@ -19,6 +19,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import serialization
 
 from iot_pki import codes, https_check, keys, profile
+from iot_pki.https_check import describe_exception, fmt
 
 from .box import (
     CONNECT_TIMEOUT,
@@ -26,11 +27,10 @@ from .box import (
     RENEW_BEFORE,
     TEMPORARY_CN,
     BoxError,
-    _fmt,
-    _reason,
     _spki,
     _trust,
     local_ip,
+    parse_answer,
     post_certificate_request,
     read_answer,
     require_credentials,
@@ -40,7 +40,6 @@ PASS, FAIL, WARN, SKIP = "PASS", "FAIL", "WARN", "SKIP"
 CHECKS = ("server", "credentials", "issuer-reachable", "issuer-answer", "certificate", "dns", "tls")
 DNS_TIMEOUT = 5
 TLS_TIMEOUT = 10
-DEFAULT_PORT = 443
 
 
 @dataclass(frozen=True)
@@ -59,7 +58,7 @@ class Result:
 class Doctor:
     """Runs the checks of ``CHECKS`` in order; each ``check_<name>`` returns a ``Result``."""
 
-    def __init__(self, box, dns_server=None, port=DEFAULT_PORT, ca_file=None):
+    def __init__(self, box, dns_server=None, port=https_check.DEFAULT_PORT, ca_file=None):
         """
         :param box: the ``Box`` to examine (nothing in its folder is written)
         :param dns_server: (address, port) of the DNS server to ask, or None for the system resolver
@@ -85,7 +84,9 @@ class Doctor:
             try:
                 result = getattr(self, "check_" + name.replace("-", "_"))()
             except Exception as exc:  # a doctor reports; it never shows a traceback
-                result = Result(FAIL, name, f"unexpected error: {_reason(exc)}", "report it with this output")
+                result = Result(
+                    FAIL, name, f"unexpected error: {describe_exception(exc)}", "report it with this output"
+                )
             self.results[name] = result
         return list(self.results.values())
 
@@ -188,17 +189,16 @@ class Doctor:
             result = read_answer(self.response, self.url)
         except BoxError as exc:
             return self._refused(exc)
+        # Read as the box would, in its mode: a box in CSR mode serves the key it made, so a
+        # certificate for a key the issuer made instead is refused.
+        issuer_made_the_key = isinstance(result, dict) and bool(result.get("private_key_pem"))
+        box_key = None if issuer_made_the_key and not self.config.csr else self.throwaway_key
         try:
-            chain_pem = result["x509_pem"]
-            leaf = x509.load_pem_x509_certificate(chain_pem.encode("ascii"))
-            subject = result["subject_cn"]
-            if not isinstance(subject, str) or subject != keys.common_name(leaf):
-                raise ValueError("subject_cn does not match the certificate")
-        except (KeyError, TypeError, ValueError, AttributeError) as exc:
-            found = f"the answer of {self.url} is not usable: {_reason(exc)}"
-            return _coded(FAIL, "issuer-answer", codes.LOAD_REQUEST_NO_RESULT, found)
-        self.issued_subject = subject
-        if _spki(leaf.public_key()) == _spki(self.throwaway_key.public_key()):
+            _chain_pem, _key_pem, leaf = parse_answer(result, box_key, self.url)
+        except BoxError as exc:
+            return _coded(FAIL, "issuer-answer", exc.code, "; ".join(d for d in exc.details if d))
+        subject = self.issued_subject = keys.common_name(leaf)
+        if box_key is not None:
             mode = "CSR mode with a throwaway key"
         else:
             mode = "the issuer ignored the CSR and made the key; it was thrown away"
@@ -269,11 +269,11 @@ class Doctor:
             return Result(
                 FAIL,
                 "certificate",
-                f"{subject} is valid only from {_fmt(not_before)}: the box's clock is behind",
+                f"{subject} is valid only from {fmt(not_before)}: the box's clock is behind",
                 "set the box's clock (NTP), then run doctor again",
             )
         if now > not_after:
-            return Result(FAIL, "certificate", f"{subject} expired on {_fmt(not_after)}", self._run_check_hint())
+            return Result(FAIL, "certificate", f"{subject} expired on {fmt(not_after)}", self._run_check_hint())
         problem = _key_problem(certificate, key_path)
         if problem:
             return Result(
@@ -283,7 +283,7 @@ class Doctor:
                 f"delete {path}, then run `python -m box_client --state-dir {self.box.state_dir} check`: "
                 "it writes the certificate and its key together",
             )
-        validity = f"{subject} valid from {_fmt(not_before)} until {_fmt(not_after)}"
+        validity = f"{subject} valid from {fmt(not_before)} until {fmt(not_after)}"
         if self.issued_subject and self.issued_subject != subject:
             return Result(
                 WARN,
@@ -296,10 +296,10 @@ class Doctor:
             return Result(
                 WARN,
                 "certificate",
-                f"{validity}: renewal due since {_fmt(not_after - RENEW_BEFORE)}",
+                f"{validity}: renewal due since {fmt(not_after - RENEW_BEFORE)}",
                 self._run_check_hint(),
             )
-        return Result(PASS, "certificate", f"{validity} (renewal due after {_fmt(not_after - RENEW_BEFORE)})")
+        return Result(PASS, "certificate", f"{validity} (renewal due after {fmt(not_after - RENEW_BEFORE)})")
 
     # === DNS: the box's HTTPS name must resolve to the box ===
 
@@ -352,7 +352,7 @@ class Doctor:
         if result.code not in (https_check.OK, https_check.EXPIRING_SOON):
             return Result(FAIL, "tls", found, todo)
         if result.ok:
-            validity = f"{result.subject} valid from {_fmt(result.not_before)} until {_fmt(result.not_after)}"
+            validity = f"{result.subject} valid from {fmt(result.not_before)} until {fmt(result.not_after)}"
             found = f"https://{self.name}:{self.port} verified ({result.tls_version}, trusting {trust}): {validity}"
         if result.served_der != self.installed.public_bytes(serialization.Encoding.DER):
             return Result(
@@ -377,7 +377,10 @@ class Doctor:
             response.raise_for_status()
             root = x509.load_pem_x509_certificate(response.content)
         except (requests.RequestException, ValueError) as exc:
-            return None, f"the system trust store; the issuer's root was not available: {_gist(_reason(exc))}"
+            return (
+                None,
+                f"the system trust store; the issuer's root was not available: {_gist(describe_exception(exc))}",
+            )
         cadata = root.public_bytes(serialization.Encoding.PEM).decode("ascii")
         return cadata, f"the system trust store and the issuer's root from {root_url}"
 
@@ -386,7 +389,7 @@ class Doctor:
         cert_path = self.box.cert_path
         return {
             https_check.CONNECTION_REFUSED: (
-                f"start nginx (it serves {cert_path} on port 443), or give the right port with --port"
+                f"start nginx (it must serve {cert_path} on port {self.port}), or give the right port with --port"
             ),
             https_check.TIMEOUT: f"check that the box is up and that no firewall drops port {self.port}",
             https_check.UNREACHABLE: (
@@ -436,7 +439,7 @@ def resolve(name, server=None):
     except dns.exception.Timeout:
         return "error", f"no answer within {DNS_TIMEOUT} s"
     except dns.exception.DNSException as exc:
-        return "error", _reason(exc)
+        return "error", describe_exception(exc)
     return "addresses", sorted({rdata.address for rdata in answer})
 
 

@@ -260,7 +260,7 @@ def check_https(
     :param now: aware UTC datetime the validity is judged at (default: now)
     :return: an ``HttpsCheck``
     """
-    host = (host or "").strip().lower().rstrip(".")
+    host = profile.normalize_host(host)
     try:
         context = trust_context(cafile, cadata)
     except (OSError, ValueError) as exc:
@@ -268,18 +268,18 @@ def check_https(
             CA_UNREADABLE,
             "ca_file_unreadable" if cafile else "roots_unreadable",
             "give_ca_file",
-            {"cafile": cafile or "", "reason": _reason(exc)},
+            {"cafile": cafile or "", "reason": describe_exception(exc)},
             host=host,
             port=port,
-            detail=_reason(exc),
+            detail=describe_exception(exc),
         )
     if address is None:
         outcome, detail = resolve_ipv4(host, resolve)
         problem = dns_outcome(host, outcome, detail, where=resolver_name)
         if problem is not None:
             return replace(problem, port=port)
-        expected = box_address(host)
-        address = expected if expected in detail else detail[0]
+        # dns_outcome passed it: the name resolves to the address written in it, or carries none.
+        address = box_address(host) or detail[0]
 
     facts = {"host": host, "port": port, "address": address}
     try:
@@ -403,7 +403,7 @@ def box_address(host):
     """The IPv4 address written in a box host name (``10-0-0-5.<label>.<zone>`` -> ``10.0.0.5``), or None."""
     if not profile.subject_of_box_host(host):
         return None
-    return host.strip().lower().split(".", 1)[0].replace("-", ".")
+    return profile.normalize_host(host).split(".", 1)[0].replace("-", ".")
 
 
 def resolve_ipv4(host, resolve=None):
@@ -423,7 +423,7 @@ def resolve_ipv4(host, resolve=None):
             return "no-answer", None
         return "error", exc.strerror or str(exc)
     except (UnicodeError, ValueError) as exc:
-        return "error", _reason(exc)
+        return "error", describe_exception(exc)
     addresses = sorted({sockaddr[0] for *_rest, sockaddr in infos})
     return ("addresses", addresses) if addresses else ("no-answer", None)
 
@@ -461,5 +461,6 @@ def fmt(moment):
     return moment.astimezone(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _reason(exc):
+def describe_exception(exc):
+    """An exception in one line: its type and message."""
     return f"{type(exc).__name__}: {exc}"

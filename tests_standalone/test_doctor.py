@@ -9,6 +9,7 @@ The box's address is 127.0.0.1 in every test, so nothing leaves the loopback int
 
 import datetime
 import http.server
+import json
 import re
 import socket
 import threading
@@ -327,6 +328,54 @@ def test_each_refusal_shows_its_reason_and_fix(tmp_path, issuer_data, issuer):
         assert snapshot(state_dir) == before, f"{name}: the doctor changed the box's folder"
     _certificates, requests_seen = issuer_list(issuer_data)
     assert [row[3] for row in requests_seen] == [case[3] for case in REFUSED.values()], requests_seen
+
+
+@pytest.fixture
+def issuer_ignoring_csrs(issuer):
+    """An issuer that answers every request as a stock box's (the CSR dropped on the way to the
+    mock issuer): the certificate comes with a key the issuer made."""
+
+    class DropsTheCsr(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
+            body["params"].pop("csr_pem", None)
+            answer = requests.post(issuer.url + self.path, json=body, timeout=30)
+            self.send_response(answer.status_code)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(answer.content)))
+            self.end_headers()
+            self.wfile.write(answer.content)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.HTTPServer(("127.0.0.1", 0), DropsTheCsr)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+    thread.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.shutdown()
+    server.server_close()
+
+
+def test_issuer_ignoring_the_csr_passes_a_legacy_box_and_fails_a_csr_box(tmp_path, issuer_data, issuer_ignoring_csrs):
+    register(issuer_data, UUID, CODE)
+    legacy, csr = tmp_path / "legacy", tmp_path / "csr"
+    pair(legacy, issuer_ignoring_csrs)
+    pair(csr, issuer_ignoring_csrs)
+    configure(csr, "--csr")
+
+    status, found = run_doctor(legacy)["issuer-answer"][:2]
+    assert status == "PASS", found
+    assert found.endswith("(the issuer ignored the CSR and made the key; it was thrown away; nothing installed)"), found
+
+    status, found = run_doctor(csr)["issuer-answer"][:2]
+    assert status == "FAIL"
+    assert found.startswith(f"{codes.LOAD_REQUEST_NO_RESULT}: the certificate does not match the key. "), found
+    # What the box itself shows, asking the same issuer.
+    checked = box(csr, "check")
+    assert checked.returncode == 1
+    assert checked.stdout.splitlines()[:2] == [codes.LOAD_REQUEST_NO_RESULT, "the certificate does not match the key"]
+    assert not (csr / CERT_FILE).exists() and not (legacy / CERT_FILE).exists()
 
 
 def test_unknown_credentials_get_the_generic_meaning(tmp_path, issuer_data, issuer):
