@@ -240,7 +240,8 @@ class IssuerServer(ThreadingHTTPServer):
     # === THE LOOP ===
 
     def serve_forever(self, poll_interval=0.5):
-        self._stop_serving.clear()
+        # The stop flag is cleared on the way out, not here: a shutdown() that comes before
+        # the loop starts still stops it (as socketserver does).
         self._stopped.clear()
         silent = {}  # connection -> (client address, monotonic time it was last active)
         next_sweep = time.monotonic() + 1
@@ -265,6 +266,7 @@ class IssuerServer(ThreadingHTTPServer):
         finally:
             for connection in silent:
                 self.shutdown_request(connection)
+            self._stop_serving.clear()
             self._stopped.set()
 
     def shutdown(self):

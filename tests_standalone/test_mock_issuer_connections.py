@@ -140,13 +140,30 @@ def test_silent_connections_hold_no_thread(box_issuer):
             connection.close()
 
 
+def in_process_server(data_dir):
+    """The issuer's server in this process (its module's settings can be patched), not started."""
+    settings = store.load_settings(data_dir)
+    authority = ca_module.CertificateAuthority.load(data_dir / store.CA_DIR, store.passphrase())
+    service = IssuanceService(authority, settings.profile, key_source=KeyGenerator())
+    return server_module.IssuerServer(("127.0.0.1", 0), service, store.Registry(data_dir))
+
+
+def test_shutdown_before_the_loop_starts_still_stops_it(issuer_data):
+    server = in_process_server(issuer_data)
+    try:
+        server.shutdown()  # e.g. a signal right after the worker was forked
+        thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+        thread.start()
+        thread.join(5)
+        assert not thread.is_alive(), "the loop ran on after shutdown()"
+    finally:
+        server.server_close()
+
+
 def test_idle_kept_alive_connection_is_closed_after_the_timeout(issuer_data, monkeypatch):
     register(issuer_data, UUID, CODE)
     monkeypatch.setattr(server_module.IssuerHandler, "timeout", 1)
-    settings = store.load_settings(issuer_data)
-    authority = ca_module.CertificateAuthority.load(issuer_data / store.CA_DIR, store.passphrase())
-    service = IssuanceService(authority, settings.profile, key_source=KeyGenerator())
-    server = server_module.IssuerServer(("127.0.0.1", 0), service, store.Registry(issuer_data))
+    server = in_process_server(issuer_data)
     thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
     thread.start()
     try:
