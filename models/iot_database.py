@@ -51,7 +51,7 @@ class IotDatabase(models.Model):
                 database.eligibility_fix = False
             else:
                 refusal = codes.REFUSALS[database.refusal_reason or codes.NO_SUBSCRIPTION]
-                # The catalogue's texts are registered for translation in codes_i18n.py.
+                # The catalogue's texts are registered for translation in core_i18n.py.
                 database.eligibility_message = _(refusal.meaning)
                 database.eligibility_fix = _(refusal.fix)
 
