@@ -190,13 +190,17 @@ class IotBox(models.Model):
         )
         port = self._https_port()
         for box in boxes:
+            # The facts of the check that was stored: its port, and the address the box's name
+            # resolved to (the check passed only when the name resolved to the address in it).
+            host = profile.normalize_host(box.ip)
             result = https_check.validity_outcome(
                 box.https_subject,
                 _aware(box.https_not_before),
                 _aware(box.https_not_after),
                 now=_aware(now),
-                host=box.ip,
-                port=port,
+                host=host,
+                port=(box.https_params or {}).get("port", port),
+                address=https_check.box_address(host),
             )
             if (result.code, result.message_key, result.params) != (
                 box.https_code,

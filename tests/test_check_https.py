@@ -194,6 +194,8 @@ class TestCheckHttps(IotHttpsHttpCase):
         self.assertTrue(self.box.https_fix)
         self.assertEqual(self.box.https_checked_at, checked_at, "no connection was made: the check time stays")
         self.assertEqual((gone.https_state, gone.https_code), ("error", https_check.EXPIRED))
+        # Worded as the button words it: the address and port that were checked.
+        self.assertTrue(gone.https_message.startswith(f"the certificate served on {BOX_IP}:{self.server.port} expired"))
         self.assertEqual(fine.https_state, "ok")
 
     def test_box_filters(self):
